@@ -1,0 +1,142 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Litestar, get
+from litestar.config.cors import CORSConfig
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from sqlalchemy import text
+
+from governance import domains
+from governance.clock import Clock
+from governance.db import session_scope
+from governance.errors import ServiceUnavailable
+from governance.http import (
+    EXCEPTION_HANDLERS,
+    SECURITY_COMPONENTS,
+    errors,
+    provide_db,
+    provide_runtime,
+)
+from governance.runtime import Runtime
+from governance.settings import Settings, load_settings
+
+API_VERSION = "1"
+
+
+class Health(msgspec.Struct):
+    status: str
+    database: str
+    time: int
+
+
+class KindRules(msgspec.Struct):
+    quorum_bps: int
+    approval_bps: int
+
+
+class DaoInfo(msgspec.Struct):
+    name: str
+    chain_id: int
+    token_symbol: str
+    token_decimals: int
+    buckets: list[str]
+    rules: dict[str, KindRules]
+    voting_delay: int
+    voting_period: int
+    timelock: int
+    grace_period: int
+    proposal_threshold: str
+    max_price_change_bps: int
+    spend_cap_bps: int
+    title_max_chars: int
+    description_max_chars: int
+    reason_max_chars: int
+    max_clock_skew: int
+    vote_change: str
+    power_source: str
+    time: int
+
+
+class CoreController(Controller):
+    tags = ["service"]
+
+    @get("/health", operation_id="health", summary="Liveness and database reachability",
+         responses=errors(503), sync_to_thread=True)
+    def health(self, runtime: NamedDependency[Runtime]) -> Health:
+        try:
+            with session_scope(runtime.engine, write=False) as session:
+                session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        except Exception as exc:
+            raise ServiceUnavailable("the database cannot be reached", code="database_unavailable") from exc
+        return Health(status="ok", database="ok", time=runtime.clock.now())
+
+    @get("/v1/dao", operation_id="getDao", summary="Deployment settings: token, buckets, rules, periods",
+         sync_to_thread=False)
+    def dao(self, runtime: NamedDependency[Runtime]) -> DaoInfo:
+        s = runtime.settings
+        return DaoInfo(
+            name=s.dao_name, chain_id=s.chain_id, token_symbol=s.token_symbol,
+            token_decimals=s.token_decimals, buckets=list(s.buckets),
+            rules={k: KindRules(**vars(s.rules_for(k)))
+                   for k in ("PriceChange", "AllocationChange", "TreasurySpend")},
+            voting_delay=s.voting_delay, voting_period=s.voting_period, timelock=s.timelock,
+            grace_period=s.grace_period, proposal_threshold=str(s.proposal_threshold),
+            max_price_change_bps=s.max_price_change_bps, spend_cap_bps=s.spend_cap_bps,
+            title_max_chars=s.title_max_chars, description_max_chars=s.description_max_chars,
+            reason_max_chars=s.reason_max_chars, max_clock_skew=s.max_clock_skew,
+            vote_change=s.vote_change, power_source=s.power_source, time=runtime.clock.now(),
+        )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               clock: Clock | None = None, extra_routes: list[Any] | None = None) -> Litestar:
+    """Build the HTTP application for one deployment.
+
+    The engine is created here, inside the app, so a test client on another event loop
+    never shares connections with the test's own thread.
+    """
+    if runtime is None:
+        runtime = Runtime.from_settings(settings or load_settings(), clock=clock)
+    settings = runtime.settings
+
+    def _startup(app: Litestar) -> None:
+        runtime.load_deployment()
+
+    def _shutdown(app: Litestar) -> None:
+        runtime.engine.dispose()
+
+    cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=[CoreController, *domains.routes(), *(extra_routes or [])],
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "db": Provide(provide_db),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(
+            title=f"{settings.dao_name} governance API",
+            version=API_VERSION,
+            description=(
+                "Signed proposals, token-weighted signed votes, scheduled tallies and exactly-once "
+                "execution for the AST token economy. Errors are JSON "
+                '`{"error": "<code>", "detail": "<sentence>"}`; body validation reports the first '
+                "problem found."
+            ),
+            path="/schema",
+            components=SECURITY_COMPONENTS,
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        on_startup=[_startup],
+        on_shutdown=[_shutdown],
+        debug=False,
+    )
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,177 @@
+"""The ``dao`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+
+from governance.db import session_scope
+from governance.errors import GovernanceError
+from governance.runtime import Runtime
+from governance.settings import SettingsError, load_settings
+
+
+def _runtime() -> Runtime:
+    try:
+        return Runtime.from_settings(load_settings())
+    except SettingsError as exc:
+        raise click.ClickException(f"settings: {exc}") from exc
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
+def main(verbose: bool) -> None:
+    """Governance backend for the AST token economy. Settings come from DAO_* variables."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+def init() -> None:
+    """Create the database schema, the deployment's EIP-712 salt and the default parameters."""
+    from governance.setup import initialise
+
+    rt = _runtime()
+    row, created = initialise(rt)
+    state = "initialised" if created else "already initialised (salt kept)"
+    click.echo(f"{rt.settings.dao_name}: {state}")
+    click.echo(f"  database  {rt.settings.database_url}")
+    click.echo(f"  chain id  {rt.settings.chain_id}")
+    click.echo(f"  salt      {row.salt}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the alembic migrations."""
+    from governance.migrations import upgrade
+
+    upgrade(load_settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys for operators, executors and guardians."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["operator", "executor", "guardian"]), required=True)
+@click.option("--label", default="")
+def keys_create(role: str, label: str) -> None:
+    """Create a key. It is shown once: store it now."""
+    from governance.keys import create_key
+
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        made = create_key(session, role, label=label, now=rt.clock.now())
+    click.echo(f"id {made.id}  role {made.role}")
+    click.echo(made.key)
+
+
+@keys.command("list")
+@click.option("--role", type=click.Choice(["operator", "executor", "guardian"]))
+def keys_list(role: str | None) -> None:
+    """List keys (prefixes only; secrets are never stored)."""
+    from governance.keys import list_keys
+
+    rt = _runtime()
+    with session_scope(rt.engine, write=False) as session:
+        rows = list_keys(session, role)
+    for k in rows:
+        status = "revoked" if k.revoked_at else "active"
+        click.echo(f"{k.id:>4}  {k.role:<9} {k.prefix}…  {status:<8} {k.label}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id; it stops working at once."""
+    from governance.keys import revoke_key
+
+    rt = _runtime()
+    try:
+        with session_scope(rt.engine) as session:
+            revoke_key(session, key_id, now=rt.clock.now())
+    except GovernanceError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"key {key_id} revoked")
+
+
+@main.command()
+@click.option("--host", default=None, help="default: DAO_HOST")
+@click.option("--port", type=int, default=None, help="default: DAO_PORT")
+@click.option("--no-scheduler", is_flag=True, help="do not run the scheduler in this process")
+def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
+    """Serve the HTTP API (and, unless told otherwise, the scheduler in-process)."""
+    _serve(_runtime(), host, port, scheduler=not no_scheduler)
+
+
+def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) -> None:
+    import uvicorn
+
+    from governance.app import create_app
+    from governance.scheduler import start_background
+
+    try:
+        rt.load_deployment()
+    except GovernanceError as exc:
+        raise click.ClickException(exc.detail) from exc
+    app = create_app(runtime=rt)
+    sched = start_background(rt) if scheduler and rt.settings.run_scheduler_in_server else None
+    try:
+        uvicorn.run(app, host=host or rt.settings.host, port=port or rt.settings.port,
+                    log_level="info", access_log=False)
+    finally:
+        if sched is not None:
+            sched.shutdown(wait=False)
+
+
+@main.command("scheduler")
+@click.option("--once", is_flag=True, help="run every job one time and exit")
+def scheduler_cmd(once: bool) -> None:
+    """Run the scheduler as its own process (deployments with several API processes)."""
+    from governance.scheduler import run_forever, run_once
+
+    rt = _runtime()
+    rt.load_deployment()
+    if once:
+        click.echo(json.dumps(run_once(rt)))
+        return
+    run_forever(rt)
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.option("--no-serve", is_flag=True, help="set up the demo data and exit")
+def demo(host: str | None, port: int | None, no_serve: bool) -> None:
+    """Initialise a demo DAO with holders who bought tokens, print their keys, and serve."""
+    from governance.demo import setup_demo
+
+    rt = _runtime()
+    setup_demo(rt, echo=click.echo)
+    if not no_serve:
+        _serve(rt, host, port, scheduler=True)
+
+
+def _add_domain_commands() -> None:
+    """Domains contribute their own commands (``dao ledger verify``, ``dao verify``)."""
+    from governance import domains
+
+    for command in domains.commands():
+        main.add_command(command)
+
+
+_add_domain_commands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,85 @@
+"""API keys for operators, executors and guardians.
+
+A key is shown once, when created; the database keeps only its SHA-256, so a leaked
+database does not leak working keys. Keys are long random strings, so a plain hash (not a
+slow password hash) is the right tool: there is nothing to brute-force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from governance.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from governance.models import ApiKey
+
+ROLES = ("operator", "executor", "guardian")
+_ROLE_TAG = {"operator": "op", "executor": "ex", "guardian": "gd"}
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    role: str
+    key: str  # the secret, shown once
+    prefix: str
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, role: str, *, label: str = "", now: int) -> CreatedKey:
+    """Make a new key for ``role``; the returned secret is never stored."""
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+    key = f"dao_{_ROLE_TAG[role]}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(role=role, key_hash=_hash(key), prefix=key[:14], label=label, created_at=now)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return CreatedKey(id=row.id, role=role, key=key, prefix=row.prefix)
+
+
+def list_keys(session: Session, role: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.id)
+    if role:
+        query = query.where(ApiKey.role == role)
+    return list(session.exec(query))
+
+
+def revoke_key(session: Session, key_id: int, *, now: int) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"no API key with id {key_id}", code="key_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        session.add(row)
+        session.flush()
+    return row
+
+
+def authenticate(session: Session, presented: str | None, role: str) -> ApiKey:
+    """The active key row for ``presented``, if it belongs to ``role``.
+
+    Missing, unknown and revoked keys are 401; a valid key of another role is 403.
+    """
+    if not presented:
+        raise Unauthorized(
+            f"this operation needs an {role} key: send 'Authorization: Bearer <key>'",
+            code="missing_api_key",
+        )
+    digest = _hash(presented)
+    row = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    # compare_digest keeps the check constant-time even though the lookup is by hash
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
+        raise Unauthorized("the API key is not valid", code="invalid_api_key")
+    if row.revoked_at is not None:
+        raise Unauthorized("the API key was revoked", code="revoked_api_key")
+    if row.role != role:
+        raise Forbidden(f"this operation needs an {role} key, not an {row.role} key", code="wrong_role")
+    return row

@@ -1,0 +1,61 @@
+"""What a running process shares: settings, the engine, the clock, the deployment's domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from governance.clock import Clock, FileClock, SystemClock
+from governance.db import create_engine
+from governance.errors import ServiceUnavailable
+from governance.models import Deployment
+from governance.settings import Settings
+
+if TYPE_CHECKING:
+    from governance.typed_data import Domain, TypedDataEncoder
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    salt: str = ""
+    extras: dict[str, object] = field(default_factory=dict)  # per-domain caches
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, engine: Engine | None = None,
+                      clock: Clock | None = None) -> Runtime:
+        if clock is None:
+            clock = FileClock(settings.test_clock_file) if settings.test_clock_file else SystemClock()
+        return cls(settings=settings, engine=engine or create_engine(settings.database_url), clock=clock)
+
+    def load_deployment(self) -> Runtime:
+        """Read the deployment's salt; a database without one was never initialised."""
+        with Session(self.engine) as session:
+            row = session.get(Deployment, 1)
+        if row is None:
+            raise ServiceUnavailable(
+                "this database holds no deployment: run `dao init` first", code="not_initialised"
+            )
+        self.salt = row.salt
+        return self
+
+    @cached_property
+    def domain(self) -> Domain:
+        from governance.typed_data import Domain
+
+        if not self.salt:
+            self.load_deployment()
+        return Domain(name=self.settings.dao_name, version="1", chain_id=self.settings.chain_id,
+                      salt=self.salt)
+
+    @cached_property
+    def encoder(self) -> TypedDataEncoder:
+        from governance.typed_data import TypedDataEncoder
+
+        return TypedDataEncoder(self.domain)

@@ -1,0 +1,51 @@
+"""Column types for exact integers.
+
+Token amounts are uint256 in base units (18 decimals make 10^27 for a billion tokens), past
+the 64-bit integers SQLite and PostgreSQL ``BIGINT`` hold. :class:`Uint256` keeps them
+exact: ``NUMERIC(78,0)`` on PostgreSQL, a decimal string on SQLite (whose ``NUMERIC``
+affinity would silently turn large values into floats). Arithmetic on them happens in
+Python, where ints are exact; SQL only stores and compares for equality.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Numeric, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+UINT256_MAX = 2**256 - 1
+
+
+class Uint256(TypeDecorator[int]):
+    """An exact non-negative integer up to 2^256-1 (signed values allowed for deltas)."""
+
+    impl = Numeric(78, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(80))
+        return dialect.type_descriptor(Numeric(78, 0))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"Uint256 columns take int, not {type(value).__name__}")
+        return str(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int(value)
+
+    @property
+    def python_type(self) -> type[int]:
+        return int
+
+
+# Unix seconds as 64-bit integers (a 32-bit INTEGER on PostgreSQL ends in 2038).
+Timestamp = BigInteger

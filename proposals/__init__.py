@@ -1,0 +1,1 @@
+"""Proposals: the three kinds, their validation and the lifecycle state machine."""

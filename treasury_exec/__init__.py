@@ -1,0 +1,1 @@
+"""The token economy: token ledger, revenue buckets, journal, parameters, executors."""

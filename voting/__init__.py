@@ -1,0 +1,1 @@
+"""Voting: power sources at a snapshot, signed ballots and the tally."""
