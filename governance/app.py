@@ -94,6 +94,14 @@ class CoreController(Controller):
         )
 
 
+    @get("/v1/signing", operation_id="getSigning", sync_to_thread=False,
+         summary="EIP-712 domain and types, and the ed25519 encoding, exactly as the server verifies")
+    def signing(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
+        from governance.typed_data import typed_data_document
+
+        return typed_data_document(runtime.domain)
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
                clock: Clock | None = None, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the HTTP application for one deployment.

@@ -4,7 +4,8 @@ Each domain package may expose, by convention:
 - ``<domain>.controllers.ROUTES``: its HTTP route handlers;
 - ``<domain>.jobs.JOBS``: ``(name, function(runtime) -> int)`` pairs the scheduler runs;
 - ``<domain>.service.initialise(session, runtime)``: what ``dao init`` sets up (idempotent);
-- ``<domain>.cli.COMMANDS``: click commands added to ``dao``.
+- ``<domain>.cli.COMMANDS``: click commands added to ``dao``;
+- ``<domain>.wiring.wire(runtime)``: registers the ports it provides (governance.ports).
 The scheduler and the app call them in the order below.
 """
 
@@ -61,3 +62,10 @@ def commands() -> list[Any]:
         if mod is not None:
             out.extend(getattr(mod, "COMMANDS", []))
     return out
+
+
+def wire(runtime: Any) -> None:
+    for d in DOMAINS:
+        mod = _optional(f"{d}.wiring")
+        if mod is not None:
+            mod.wire(runtime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -26,6 +26,8 @@ class Runtime:
     clock: Clock
     salt: str = ""
     extras: dict[str, object] = field(default_factory=dict)  # per-domain caches
+    ports: dict[str, Any] = field(default_factory=dict)  # see governance.ports
+    _wired: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None,
@@ -44,6 +46,18 @@ class Runtime:
             )
         self.salt = row.salt
         return self
+
+    def port(self, name: str) -> Any:
+        """The implementation a domain registered for ``name`` (see governance.ports)."""
+        if not self._wired:
+            from governance.domains import wire
+
+            wire(self)
+            self._wired = True
+        try:
+            return self.ports[name]
+        except KeyError:
+            raise LookupError(f"no domain provides the port {name!r}") from None
 
     @cached_property
     def domain(self) -> Domain:

@@ -1,0 +1,61 @@
+"""What the domains offer each other, without importing each other.
+
+``voting`` and ``treasury_exec`` never import each other, and ``proposals`` imports
+neither; yet a proposal needs voting power at a snapshot and the treasury's state, and the
+ledger power source needs the token ledger. Each need is a small protocol here; each domain's
+``wiring.wire(runtime)`` registers its implementations on the runtime, and consumers ask
+``runtime.port(NAME)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlmodel import Session
+
+TOKEN_LEDGER = "token_ledger"
+TREASURY = "treasury"
+POWER = "power"
+
+
+class TokenLedger(Protocol):
+    """The embedded token ledger, readable at any past sequence number."""
+
+    def current_seq(self, session: Session) -> int: ...
+
+    def balance_at(self, session: Session, address: str, seq: int) -> int: ...
+
+    def supply_at(self, session: Session, seq: int) -> int: ...
+
+
+class TreasuryReader(Protocol):
+    """What proposal validation needs to know about the treasury right now."""
+
+    def price_in_force(self, session: Session) -> int: ...
+
+    def bucket_balance(self, session: Session, bucket: str, asset: str) -> int: ...
+
+    def assets(self) -> dict[str, str]:
+        """Spendable assets, each with the address family its recipients use: evm, solana, any."""
+        ...
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A frozen point of the voting-power source: ``ref`` is a ledger sequence, a block
+    number or a holder-list id; ``total`` is the voting supply there, excluded accounts removed."""
+
+    source: str
+    ref: int
+    total: int
+
+
+class PowerSource(Protocol):
+    """Voting power: who weighed what at a snapshot."""
+
+    name: str
+
+    def take_snapshot(self, session: Session) -> Snapshot: ...
+
+    def weight(self, session: Session, snapshot: Snapshot, address: str) -> int: ...

@@ -1,0 +1,69 @@
+"""HTTP: submit, list, read and cancel proposals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from sqlmodel import Session
+
+from governance.http import errors
+from governance.keys import authenticate
+from governance.runtime import Runtime
+from governance.signatures import Envelope
+from proposals import service
+from proposals.schemas import ProposalPage, ProposalRead
+from proposals.views import render
+
+ProposalId = Annotated[str, Parameter(pattern=r"^0x[0-9a-fA-F]{64}$", description="proposal id (bytes32)")]
+
+
+class ProposalController(Controller):
+    path = "/v1/proposals"
+    tags = ["proposals"]
+
+    @post("/", operation_id="submitProposal", sync_to_thread=True,
+          summary="Submit a signed proposal (PriceChange, AllocationChange or TreasurySpend)",
+          description="201 when accepted; 200 with the stored proposal when the identical signed "
+                      "message was accepted before.",
+          responses=errors(400, 403, 409, 413, 422, 429, 503))
+    def submit(self, data: JSONBody[Envelope], db: NamedDependency[Session],
+               runtime: NamedDependency[Runtime]) -> Response[ProposalRead]:
+        proposal, created = service.submit_proposal(db, runtime, data)
+        return Response(render(db, runtime, [proposal])[0], status_code=201 if created else 200)
+
+    @get("/", operation_id="listProposals", sync_to_thread=True, summary="List proposals, newest first",
+         responses=errors(400))
+    def list(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime],
+             state: FromQuery[str | None] = None, kind: FromQuery[str | None] = None,
+             proposer: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None,
+             limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50) -> ProposalPage:
+        rows, next_cursor = service.list_proposals(db, runtime, state=state, kind=kind, proposer=proposer,
+                                                   cursor=cursor, limit=limit)
+        return ProposalPage(items=render(db, runtime, rows), next_cursor=next_cursor)
+
+    @get("/{proposal_id:str}", operation_id="getProposal", sync_to_thread=True,
+         summary="One proposal: payload, state, timing, snapshot, live tally, result, execution",
+         responses=errors(400, 404))
+    def one(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
+            runtime: NamedDependency[Runtime]) -> ProposalRead:
+        return render(db, runtime, [service.get_proposal(db, proposal_id)])[0]
+
+    @post("/{proposal_id:str}/cancel", operation_id="cancelProposal", sync_to_thread=True, status_code=200,
+          summary="Cancel: a signed Cancel by the proposer (while pending) or a guardian address, "
+                  "or a guardian API key (Authorization: Bearer) before executed",
+          security=[{}, {"guardian": []}],
+          responses=errors(400, 401, 403, 404, 409, 413, 422))
+    def cancel(self, request: Request, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
+               runtime: NamedDependency[Runtime], data: JSONBody[Envelope | None] = None) -> ProposalRead:
+        key_id = None
+        if request.headers.get("authorization"):
+            token = request.headers["authorization"].partition(" ")[2].strip()
+            key_id = authenticate(db, token, "guardian").id
+        proposal = service.cancel_proposal(db, runtime, proposal_id, envelope=data, guardian_key_id=key_id)
+        return render(db, runtime, [proposal])[0]
+
+
+ROUTES = [ProposalController]

@@ -1,0 +1,96 @@
+"""HTTP: cast votes, read ballots, export for offline verification, voting power."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from sqlmodel import Session
+
+from governance.http import errors, require_role
+from governance.runtime import Runtime
+from governance.signatures import Envelope
+from proposals.controllers import ProposalId
+from voting import service
+from voting.export import build_export
+from voting.models import Ballot
+from voting.schemas import (
+    BallotPage,
+    BallotRead,
+    HolderListRead,
+    HolderListUpload,
+    PowerRead,
+    SnapshotRef,
+    VoteReceipt,
+)
+
+
+def _receipt(b: Ballot, replaces: str | None = None) -> VoteReceipt:
+    return VoteReceipt(id=b.id, proposal=b.proposal_id, voter=b.voter, choice=b.choice, weight=str(b.weight),
+                       accepted_at=b.accepted_at, seq=b.seq, replaces=replaces)
+
+
+class VoteController(Controller):
+    tags = ["votes"]
+
+    @post("/v1/votes", operation_id="castVote", sync_to_thread=True,
+          summary="Cast or change a signed, token-weighted vote",
+          description="201 with a receipt when accepted; 200 with the stored receipt when the identical "
+                      "signed vote was accepted before. 409 `superseded` when a newer vote of the voter "
+                      "counts, `already_voted` under vote_change=forbid, `voting_not_started` / "
+                      "`voting_closed` outside the window (the body names the state).",
+          responses=errors(400, 403, 404, 409, 413, 422, 429, 503))
+    def cast(self, data: JSONBody[Envelope], db: NamedDependency[Session],
+             runtime: NamedDependency[Runtime]) -> Response[VoteReceipt]:
+        ballot, created, replaces = service.cast_vote(db, runtime, data)
+        return Response(_receipt(ballot, replaces), status_code=201 if created else 200)
+
+    @get("/v1/proposals/{proposal_id:str}/votes", operation_id="listVotes", sync_to_thread=True,
+         summary="The proposal's ballot log, in order (cursor: the last seq seen)",
+         responses=errors(400, 404))
+    def ballots(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
+                cursor: Annotated[int, Parameter(query="cursor", ge=0)] = 0,
+                limit: Annotated[int, Parameter(query="limit", ge=1, le=500)] = 100) -> BallotPage:
+        rows = service.list_ballots(db, proposal_id.lower(), after=cursor, limit=limit)
+        items = [BallotRead(id=b.id, proposal=b.proposal_id, seq=b.seq, voter=b.voter, choice=b.choice,
+                            weight=str(b.weight), reason=b.reason, accepted_at=b.accepted_at, scheme=b.scheme,
+                            signature=b.signature, message=json.loads(b.message), superseded=b.superseded)
+                 for b in rows]
+        return BallotPage(items=items, next_cursor=str(rows[-1].seq) if len(rows) == limit else None)
+
+    @get("/v1/proposals/{proposal_id:str}/export", operation_id="exportProposal", sync_to_thread=True,
+         summary="Every signed message, the snapshot weights and the result, to verify offline "
+                 "(`dao verify`)", responses=errors(400, 404))
+    def export(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
+               runtime: NamedDependency[Runtime]) -> dict[str, Any]:
+        return build_export(db, runtime, proposal_id.lower())
+
+
+class PowerController(Controller):
+    tags = ["power"]
+
+    @get("/v1/power/{address:str}", operation_id="getPower", sync_to_thread=True,
+         summary="Voting power at a proposal's snapshot, or at a snapshot taken now",
+         responses=errors(400, 404, 409, 503))
+    def power(self, address: FromPath[str], db: NamedDependency[Session], runtime: NamedDependency[Runtime],
+              proposal: FromQuery[str | None] = None) -> PowerRead:
+        weight, snap = service.power_of(db, runtime, address, proposal.lower() if proposal else None)
+        return PowerRead(address=address, weight=str(weight), proposal=proposal.lower() if proposal else None,
+                         snapshot=SnapshotRef(source=snap.source, ref=snap.ref, total=str(snap.total)))
+
+    @post("/v1/power/holder-lists", operation_id="uploadHolderList", sync_to_thread=True,
+          guards=[require_role("operator")], security=[{"operator": []}],
+          summary="Upload a holder list (source holders-file); proposals created from now on use it",
+          responses=errors(400, 401, 403, 413, 422))
+    def upload(self, data: JSONBody[HolderListUpload], db: NamedDependency[Session],
+               runtime: NamedDependency[Runtime]) -> HolderListRead:
+        row = service.upload_holder_list(db, runtime, data)
+        assert row.id is not None
+        return HolderListRead(id=row.id, merkle_root=row.merkle_root, total=str(row.total), holders=row.holders,
+                              label=row.label, uploaded_at=row.uploaded_at)
+
+
+ROUTES = [VoteController, PowerController]

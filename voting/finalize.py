@@ -1,0 +1,93 @@
+"""Finalizing proposals whose voting ended: the scheduler's tally.
+
+Exactly once, however many schedulers run: each proposal is claimed by a conditional
+``UPDATE … WHERE state = 'pending'``; a loser sees 0 rows and rolls back. The tally is
+recomputed from the ballot log (not from the running totals), checked against them, and
+stored once with a Merkle root over the counted ballots.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from governance.db import session_scope
+from governance.runtime import Runtime
+from proposals.lifecycle import State, execution_window
+from proposals.models import Proposal
+from voting.models import ProposalTally, TallyResult
+from voting.service import iter_ballots
+from voting.tally import BallotRecord, Totals, count, decide, effective_ballots
+
+log = logging.getLogger("voting.finalize")
+
+
+def due_proposals(session: Session, now: int, limit: int = 100) -> list[str]:
+    return list(session.exec(
+        select(Proposal.id).where(Proposal.state == State.PENDING.value, Proposal.ends_at <= now)
+        .order_by(Proposal.ends_at, Proposal.id).limit(limit)
+    ))
+
+
+def finalize(session: Session, proposal_id: str, now: int) -> TallyResult | None:
+    """Tally one proposal if it is still pending and its voting ended; None if another
+    process got there first (or it is not due)."""
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None or proposal.ends_at > now:
+        return None
+    # Claim first: on PostgreSQL this waits for any vote still being written under the
+    # proposal lock, and the ballots are read only after it.
+    claimed = session.execute(
+        update(Proposal).where(Proposal.id == proposal_id, Proposal.state == State.PENDING.value)
+        .values(updated_at=now)
+    ).rowcount
+    if claimed != 1:
+        return None
+    records = (BallotRecord(b.id, b.voter, b.choice, b.weight, b.signed_at)
+               for b in iter_ballots(session, proposal_id))
+    totals, root = count(effective_ballots(records))
+    running = session.get(ProposalTally, proposal_id)
+    running_totals = Totals(running.for_votes, running.against_votes, running.abstain_votes,
+                            running.voters) if running else Totals()
+    if running_totals != totals:
+        # The ballot log is authoritative; a mismatch means a bug or a manual edit.
+        log.error("proposal %s: running totals %s disagree with the ballot log %s; using the log",
+                  proposal_id, running_totals, totals)
+    outcome = decide(totals, supply=proposal.snapshot_total, quorum_bps=proposal.quorum_bps,
+                     approval_bps=proposal.approval_bps)
+    result = TallyResult(
+        proposal_id=proposal_id, outcome=outcome.name, for_votes=totals.for_votes,
+        against_votes=totals.against_votes, abstain_votes=totals.abstain_votes, voters=totals.voters,
+        quorum=outcome.quorum, quorum_reached=outcome.quorum_reached, supply=proposal.snapshot_total,
+        quorum_bps=proposal.quorum_bps, approval_bps=proposal.approval_bps,
+        merkle_root="0x" + root.hex(), tallied_at=now,
+    )
+    session.add(result)
+    values: dict = {"tallied_at": now, "updated_at": now}
+    if outcome.passed:
+        eta, deadline = execution_window(now, proposal.timelock, proposal.grace_period)
+        values |= {"state": State.QUEUED.value, "eta": eta, "deadline": deadline}
+    else:
+        values["state"] = State.DEFEATED.value
+    session.execute(update(Proposal).where(Proposal.id == proposal_id).values(**values))
+    session.flush()
+    return result
+
+
+def finalize_due(runtime: Runtime) -> int:
+    """Scheduler job: finalize every proposal whose voting ended. Each in its own transaction,
+    so one failure does not hold back the others."""
+    now = runtime.clock.now()
+    with session_scope(runtime.engine, write=False) as session:
+        ids = due_proposals(session, now)
+    done = 0
+    for pid in ids:
+        try:
+            with session_scope(runtime.engine) as session:
+                if finalize(session, pid, now) is not None:
+                    done += 1
+        except Exception:
+            log.exception("finalizing proposal %s failed; it will be retried", pid)
+    return done

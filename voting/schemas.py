@@ -1,0 +1,72 @@
+"""Wire types of the voting API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class VoteReceipt(msgspec.Struct):
+    """What a voter keeps: the vote id, the weight counted, when and where it was logged."""
+
+    id: str
+    proposal: str
+    voter: str
+    choice: int
+    weight: str
+    accepted_at: int
+    seq: int  # position in the proposal's ballot log
+    replaces: str | None = None  # the earlier ballot of this voter it supersedes
+
+
+class BallotRead(msgspec.Struct):
+    id: str
+    proposal: str
+    seq: int
+    voter: str
+    choice: int
+    weight: str
+    reason: str
+    accepted_at: int
+    scheme: str
+    signature: str
+    message: dict[str, Any]
+    superseded: bool
+
+
+class BallotPage(msgspec.Struct):
+    items: list[BallotRead]
+    next_cursor: str | None = None
+
+
+class SnapshotRef(msgspec.Struct):
+    source: str
+    ref: int
+    total: str
+
+
+class PowerRead(msgspec.Struct):
+    address: str
+    weight: str
+    snapshot: SnapshotRef
+    proposal: str | None = None
+
+
+class Holder(msgspec.Struct, forbid_unknown_fields=True):
+    address: str
+    balance: str  # base units, decimal string
+
+
+class HolderListUpload(msgspec.Struct, forbid_unknown_fields=True):
+    holders: list[Holder]
+    label: str = ""
+
+
+class HolderListRead(msgspec.Struct):
+    id: int
+    merkle_root: str
+    total: str
+    holders: int
+    label: str
+    uploaded_at: int

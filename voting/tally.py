@@ -1,0 +1,100 @@
+"""The tally, pure: integers only, rules as frozen on the proposal.
+
+- quorum reached ⇔ for + abstain ≥ ceil(quorum_bps × supply / 10000)
+- passed ⇔ quorum reached ∧ for × 10000 > approval_bps × (for + against)
+- per voter only the effective ballot counts: under ``latest`` the one with the newest signed
+  timestamp (equal timestamps: the greater vote id); under ``forbid`` the only one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from voting import merkle
+
+AGAINST, FOR, ABSTAIN = 0, 1, 2
+CHOICES = {AGAINST: "against", FOR: "for", ABSTAIN: "abstain"}
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class BallotRecord:
+    """What the tally needs of a ballot (a database row or a line of an export)."""
+
+    id: str
+    voter: str
+    choice: int
+    weight: int
+    signed_at: int
+
+
+@dataclass(frozen=True)
+class Totals:
+    for_votes: int = 0
+    against_votes: int = 0
+    abstain_votes: int = 0
+    voters: int = 0
+
+    def add(self, choice: int, weight: int, sign: int = 1) -> Totals:
+        w = sign * weight
+        return Totals(
+            self.for_votes + (w if choice == FOR else 0),
+            self.against_votes + (w if choice == AGAINST else 0),
+            self.abstain_votes + (w if choice == ABSTAIN else 0),
+            self.voters + sign,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    quorum: int
+    quorum_reached: bool
+    passed: bool
+
+    @property
+    def name(self) -> str:
+        return "succeeded" if self.passed else "defeated"
+
+
+def quorum_needed(quorum_bps: int, supply: int) -> int:
+    """ceil(quorum_bps × supply / 10000), in integers."""
+    return -(-quorum_bps * supply // BPS)
+
+
+def decide(totals: Totals, *, supply: int, quorum_bps: int, approval_bps: int) -> Outcome:
+    quorum = quorum_needed(quorum_bps, supply)
+    reached = totals.for_votes + totals.abstain_votes >= quorum
+    approve = totals.for_votes * BPS > approval_bps * (totals.for_votes + totals.against_votes)
+    return Outcome(quorum=quorum, quorum_reached=reached, passed=reached and approve)
+
+
+def newer(a: BallotRecord, b: BallotRecord) -> bool:
+    """Whether ballot ``a`` replaces ballot ``b`` under ``latest``."""
+    return (a.signed_at, a.id) > (b.signed_at, b.id)
+
+
+def effective_ballots(ballots: Iterable[BallotRecord]) -> dict[str, BallotRecord]:
+    """The ballot that counts for each voter (the newest one; see :func:`newer`)."""
+    best: dict[str, BallotRecord] = {}
+    for b in ballots:
+        cur = best.get(b.voter)
+        if cur is None or newer(b, cur):
+            best[b.voter] = b
+    return best
+
+
+def count(effective: dict[str, BallotRecord]) -> tuple[Totals, bytes]:
+    """Totals and the Merkle root over counted ballots (leaf: vote id and weight, by voter)."""
+    for_v = against = abstain = 0
+    leaves = []
+    for voter in sorted(effective):
+        b = effective[voter]
+        if b.choice == FOR:
+            for_v += b.weight
+        elif b.choice == AGAINST:
+            against += b.weight
+        else:
+            abstain += b.weight
+        leaves.append(merkle.ballot_leaf(b.id, b.weight))
+    return Totals(for_v, against, abstain, len(effective)), merkle.root(leaves)
