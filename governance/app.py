@@ -23,6 +23,7 @@ from governance.http import (
     provide_db,
     provide_runtime,
 )
+from governance.ratelimit import rate_limit_middleware
 from governance.runtime import Runtime
 from governance.settings import Settings, load_settings
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     def _shutdown(app: Litestar) -> None:
         runtime.engine.dispose()
 
+    limiter = rate_limit_middleware(settings.rate_limit_per_minute, settings.rate_limit_burst)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
         route_handlers=[CoreController, *domains.routes(), *(extra_routes or [])],
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
+        middleware=[limiter] if limiter else [],
         cors_config=cors,
         openapi_config=OpenAPIConfig(
             title=f"{settings.dao_name} governance API",

@@ -85,6 +85,8 @@ class Settings:
     port: int = 8000
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 64 * 1024
+    rate_limit_per_minute: int = 600  # per client address; 0 turns limiting off
+    rate_limit_burst: int = 60
     # scheduler
     scheduler_interval: int = 10
     run_scheduler_in_server: bool = True

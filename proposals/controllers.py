@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from governance.signatures import Envelope
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
@@ -12,7 +13,6 @@ from sqlmodel import Session
 from governance.http import errors
 from governance.keys import authenticate
 from governance.runtime import Runtime
-from governance.signatures import Envelope
 from proposals import service
 from proposals.schemas import ProposalPage, ProposalRead
 from proposals.views import render

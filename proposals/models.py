@@ -59,3 +59,20 @@ class Proposal(SQLModel, table=True):
     canceled_by: str | None = Field(default=None, max_length=64)
     cancel_record: str | None = Field(default=None, sa_type=Text)  # the signed Cancel, or the key id
     updated_at: int = Field(sa_type=Timestamp)
+
+
+class ProposalEvent(SQLModel, table=True):
+    """Append-only history of a proposal: every transition, who made it and when.
+
+    It is also the evidence for exactly-once: each transition appends one event in the
+    transaction that makes it, so a doubled transition would show as a doubled event."""
+
+    __tablename__ = "proposal_event"
+    __table_args__ = (Index("ix_proposal_event_proposal", "proposal_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: str = Field(max_length=66)
+    event: str = Field(max_length=32)  # created, canceled, queued, defeated, executed, expired, attempt_failed
+    at: int = Field(sa_type=Timestamp)
+    actor: str = Field(max_length=128)  # an address, key:<id>, or scheduler:<host>:<pid>
+    detail: str = Field(default="", sa_type=Text)

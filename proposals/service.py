@@ -7,13 +7,6 @@ import base64
 import json
 from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
-from governance.errors import BadRequest, Conflict, Forbidden, NotFound
-from governance.ports import POWER, TREASURY, PowerSource, Snapshot, TreasuryReader
-from governance.runtime import Runtime
 from governance.signatures import (
     Envelope,
     VerifiedMessage,
@@ -21,9 +14,16 @@ from governance.signatures import (
     check_freshness,
     verify_envelope,
 )
+from sqlalchemy import and_, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from governance.errors import BadRequest, Conflict, Forbidden, NotFound
+from governance.ports import POWER, TREASURY, PowerSource, Snapshot, TreasuryReader
+from governance.runtime import Runtime
 from proposals import validation
 from proposals.lifecycle import State, cancel_allowed, effective_state, timing
-from proposals.models import Proposal
+from proposals.models import Proposal, ProposalEvent
 
 PROPOSAL_TYPES = ("PriceChange", "AllocationChange", "TreasurySpend")
 
@@ -84,7 +84,21 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
         if existing is None:
             raise
         return existing, False
+    record_event(session, proposal_id, "created", now, verified.signer)
     return proposal, True
+
+
+def record_event(session: Session, proposal_id: str, event: str, at: int, actor: str, detail: str = "") -> None:
+    """Append to the proposal's history, in the caller's transaction."""
+    session.add(ProposalEvent(proposal_id=proposal_id, event=event, at=at, actor=actor, detail=detail))
+
+
+def process_actor() -> str:
+    """How a scheduler or executor process names itself in the history."""
+    import os
+    import socket
+
+    return f"scheduler:{socket.gethostname()}:{os.getpid()}"
 
 
 def _validate_payload(session: Session, runtime: Runtime, kind: str, msg: dict[str, Any]) -> None:
@@ -202,5 +216,6 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
     proposal.cancel_record = record
     proposal.updated_at = now
     session.add(proposal)
+    record_event(session, proposal.id, "canceled", now, by)
     session.flush()
     return proposal

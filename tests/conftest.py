@@ -130,7 +130,9 @@ def runtime(database_url: str, clock: SettableClock, settings_overrides: dict) -
     """A bootstrapped deployment (salt, default parameters) on a fresh database."""
     from governance.setup import bootstrap
 
-    settings = load_settings(env={}, database_url=database_url, chain_id=31337, **settings_overrides)
+    # rate limiting is tested on its own; elsewhere a test's burst of requests is not abuse
+    overrides = {"chain_id": 31337, "rate_limit_per_minute": 0, **settings_overrides}
+    settings = load_settings(env={}, database_url=database_url, **overrides)
     rt = Runtime.from_settings(settings, clock=clock)
     bootstrap(rt)
     yield rt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+from governance.signatures import Envelope
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
@@ -12,7 +13,6 @@ from sqlmodel import Session
 
 from governance.http import errors, require_role
 from governance.runtime import Runtime
-from governance.signatures import Envelope
 from proposals.controllers import ProposalId
 from voting import service
 from voting.export import build_export

@@ -17,6 +17,7 @@ from governance.db import session_scope
 from governance.runtime import Runtime
 from proposals.lifecycle import State, execution_window
 from proposals.models import Proposal
+from proposals.service import process_actor, record_event
 from voting.models import ProposalTally, TallyResult
 from voting.service import iter_ballots
 from voting.tally import BallotRecord, Totals, count, decide, effective_ballots
@@ -72,6 +73,9 @@ def finalize(session: Session, proposal_id: str, now: int) -> TallyResult | None
     else:
         values["state"] = State.DEFEATED.value
     session.execute(update(Proposal).where(Proposal.id == proposal_id).values(**values))
+    record_event(session, proposal_id, values["state"], now, process_actor(),
+                 f"{outcome.name}: for {totals.for_votes}, against {totals.against_votes}, "
+                 f"abstain {totals.abstain_votes}, quorum {outcome.quorum}")
     session.flush()
     return result
 
