@@ -80,6 +80,12 @@ class Settings:
     erc20_token: str = ""
     confirmations: int = 2
     excluded_accounts: tuple[str, ...] = ()
+    # treasury execution
+    chain_assets: str = ""  # JSON: {"USDC": {"token": "0x…", "decimals": 6, "mode": "chain"}, …}
+    treasury_key_file: str = ""  # an encrypted keystore; its password in DAO_TREASURY_KEY_PASSWORD
+    treasury_key_password: str = field(default="", repr=False)
+    treasury_private_key: str = field(default="", repr=False)  # alternative to the keystore
+    execution_lease_seconds: int = 300  # an external executor's claim lasts this long
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8000
