@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from governance.signatures import Envelope
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlmodel import Session
 
 from governance.http import errors
 from governance.keys import authenticate
 from governance.runtime import Runtime
+from governance.signatures import Envelope
 from proposals import service
 from proposals.schemas import ProposalPage, ProposalRead
 from proposals.views import render
 
-ProposalId = Annotated[str, Parameter(pattern=r"^0x[0-9a-fA-F]{64}$", description="proposal id (bytes32)")]
+ProposalId = Annotated[str, PathParameter(pattern=r"^0x[0-9a-fA-F]{64}$", description="proposal id (bytes32)")]
 
 
 class ProposalController(Controller):
@@ -37,10 +37,11 @@ class ProposalController(Controller):
     @get("/", operation_id="listProposals", sync_to_thread=True, summary="List proposals, newest first",
          responses=errors(400))
     def list(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime],
-             state: FromQuery[str | None] = None, kind: FromQuery[str | None] = None,
+             state_filter: Annotated[str | None, QueryParameter(name="state", description="a lifecycle state")] = None,
+             kind: FromQuery[str | None] = None,
              proposer: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None,
-             limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50) -> ProposalPage:
-        rows, next_cursor = service.list_proposals(db, runtime, state=state, kind=kind, proposer=proposer,
+             limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50) -> ProposalPage:
+        rows, next_cursor = service.list_proposals(db, runtime, state=state_filter, kind=kind, proposer=proposer,
                                                    cursor=cursor, limit=limit)
         return ProposalPage(items=render(db, runtime, rows), next_cursor=next_cursor)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from governance.signatures import Envelope
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.http import errors, require_role
 from governance.runtime import Runtime
+from governance.signatures import Envelope
 from proposals.controllers import ProposalId
 from voting import service
 from voting.export import build_export
@@ -52,8 +52,8 @@ class VoteController(Controller):
          summary="The proposal's ballot log, in order (cursor: the last seq seen)",
          responses=errors(400, 404))
     def ballots(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-                cursor: Annotated[int, Parameter(query="cursor", ge=0)] = 0,
-                limit: Annotated[int, Parameter(query="limit", ge=1, le=500)] = 100) -> BallotPage:
+                cursor: Annotated[int, QueryParameter(ge=0)] = 0,
+                limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> BallotPage:
         rows = service.list_ballots(db, proposal_id.lower(), after=cursor, limit=limit)
         items = [BallotRead(id=b.id, proposal=b.proposal_id, seq=b.seq, voter=b.voter, choice=b.choice,
                             weight=str(b.weight), reason=b.reason, accepted_at=b.accepted_at, scheme=b.scheme,

@@ -1,0 +1,95 @@
+"""Wire types of the treasury API. Token amounts are decimal strings; micro-USD are numbers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+Reference = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
+MicroUsd = Annotated[int, Meta(description="micro-USD (1 USD = 1,000,000)")]
+TokenAmount = Annotated[str, Meta(pattern=r"^(0|[1-9][0-9]{0,77})$", description="base units, decimal string")]
+
+
+class PurchaseCreate(msgspec.Struct, forbid_unknown_fields=True):
+    buyer: str  # EIP-55 or Solana address
+    payment: MicroUsd
+    reference: Reference
+
+
+class PurchaseRead(msgspec.Struct):
+    id: int
+    reference: str
+    buyer: str
+    payment: int
+    tokens: str
+    price: int
+    price_version: int
+    allocation_version: int
+    split: dict[str, int]
+    journal_seq: int
+    created_at: int
+
+
+class BuybackCreate(msgspec.Struct, forbid_unknown_fields=True):
+    seller: str
+    amount: MicroUsd
+    tokens: TokenAmount
+    reference: Reference
+
+
+class BuybackRead(msgspec.Struct):
+    id: int
+    reference: str
+    seller: str
+    amount: int
+    tokens: str
+    journal_seq: int
+    created_at: int
+
+
+class TreasuryRead(msgspec.Struct):
+    price: int  # micro-USD per whole token
+    price_version: int
+    allocation: dict[str, int]  # bps
+    allocation_version: int
+    buckets: dict[str, int]  # micro-USD
+    assets: dict[str, dict[str, str]]  # on-chain assets: asset -> bucket -> base units
+    supply: str
+    ledger_seq: int
+
+
+class PostingRead(msgspec.Struct):
+    account: str
+    asset: str
+    amount: str
+
+
+class EntryRead(msgspec.Struct):
+    seq: int
+    kind: str
+    reference: str
+    created_at: int
+    memo: str
+    prev_hash: str
+    hash: str
+    postings: list[PostingRead]
+
+
+class LedgerPage(msgspec.Struct):
+    items: list[EntryRead]
+    next_cursor: str | None = None
+
+
+class ParameterRead(msgspec.Struct):
+    id: int
+    kind: str
+    value: int | dict[str, int]
+    created_at: int
+    origin: str
+    proposal_id: str | None = None
+
+
+class HistoryRead(msgspec.Struct):
+    items: list[ParameterRead]
