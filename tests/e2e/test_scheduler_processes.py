@@ -26,7 +26,7 @@ from voting.models import TallyResult
 pytestmark = pytest.mark.slow
 
 N_PROPOSALS = 40
-SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_period": 600,
+SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_period": 600, "rate_limit_per_minute": 0,
             "proposal_threshold": TOKEN, "chain_id": 31337}
 
 
