@@ -22,6 +22,7 @@ from governance.http import (
     errors,
     provide_db,
     provide_runtime,
+    strict_body,
 )
 from governance.ratelimit import rate_limit_middleware
 from governance.runtime import Runtime
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "db": Provide(provide_db),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[strict_body],
         request_max_body_size=settings.max_body_bytes,
         middleware=[limiter] if limiter else [],
         cors_config=cors,

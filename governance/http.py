@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlmodel import Session
 
 from governance.db import session_scope
-from governance.errors import GovernanceError
+from governance.errors import BadRequest, GovernanceError
 from governance.keys import authenticate
 from governance.runtime import Runtime
 
@@ -116,6 +116,27 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
         raise
     else:
         await anyio.to_thread.run_sync(scope.__exit__, None, None, None)
+
+
+async def strict_body(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Decode every JSON body strictly before the handler's own (lenient) parsing.
+
+    Litestar converts bodies with msgspec's ``strict=False``, which turns ``"100"`` into
+    ``100``; for money and signed messages a wrong JSON type must be a 400, not a guess.
+    Registered app-wide as a guard; the body it reads is cached for the handler.
+    """
+    field = getattr(handler, "parsed_data_field", None)
+    if field is None or not isinstance(connection, Request):
+        return
+    raw = await connection.body()
+    if not raw.strip() and field.is_optional:
+        return
+    try:
+        msgspec.json.decode(raw, type=field.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc), code="invalid_body") from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"the body is not valid UTF-8 JSON: {exc}", code="invalid_json") from exc
 
 
 def _bearer(connection: ASGIConnection) -> str | None:
