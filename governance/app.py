@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             components=SECURITY_COMPONENTS,
             render_plugins=[SwaggerRenderPlugin()],
         ),
+        logging_config=None,  # the process configures logging (dao -v); Litestar must not add handlers
         on_startup=[_startup],
         on_shutdown=[_shutdown],
         debug=False,

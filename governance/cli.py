@@ -157,7 +157,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     from governance.demo import setup_demo
 
     rt = _runtime()
-    setup_demo(rt, echo=click.echo)
+    setup_demo(rt, echo=click.echo, base_url=f"http://{host or rt.settings.host}:{port or rt.settings.port}")
     if not no_serve:
         _serve(rt, host, port, scheduler=True)
 

@@ -42,7 +42,7 @@ def _new_holder(name: str, scheme: str) -> dict[str, str]:
             "seed_hex": bytes(sk).hex()}
 
 
-def setup_demo(rt: Runtime, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+def setup_demo(rt: Runtime, echo: Callable[[str], Any] = print, *, base_url: str | None = None) -> dict[str, Any]:
     """Initialise the deployment, create (or reuse) demo holders and an operator key, and
     record each holder's purchase through ``POST /v1/treasury/purchases``."""
     from litestar.testing import TestClient
@@ -69,14 +69,13 @@ def setup_demo(rt: Runtime, echo: Callable[[str], Any] = print) -> dict[str, Any
                 raise RuntimeError(f"demo purchase for {h['name']} failed: {r.status_code} {r.text}")
             h["tokens"] = r.json()["tokens"]
         treasury = client.get("/v1/treasury").json()
-    _print(rt, state, treasury, path, echo)
+    _print(rt, state, treasury, path, echo, base_url or f"http://{rt.settings.host}:{rt.settings.port}")
     return state
 
 
 def _print(rt: Runtime, state: dict[str, Any], treasury: dict[str, Any], path: Path,
-           echo: Callable[[str], Any]) -> None:
+           echo: Callable[[str], Any], base: str) -> None:
     s = rt.settings
-    base = f"http://{s.host}:{s.port}"
     echo("")
     echo(f"  {s.dao_name} demo  (chain id {s.chain_id}, salt {state['salt']})")
     echo(f"  database  {s.database_url}")
@@ -93,5 +92,7 @@ def _print(rt: Runtime, state: dict[str, Any], treasury: dict[str, Any], path: P
     echo("")
     echo(f"  API        {base}/v1/dao   {base}/v1/treasury   {base}/v1/signing")
     echo(f"  API docs   {base}/schema/swagger")
+    echo(f"  voting     opens {s.voting_delay} s after a proposal, lasts {s.voting_period} s; "
+         f"timelock {s.timelock} s; the scheduler runs every {s.scheduler_interval} s")
     echo("")
 
