@@ -1,0 +1,105 @@
+"""A real Ethereum node (anvil, from npm) and contracts compiled from contracts/*.sol.
+
+Chain tests skip on a machine without node_modules; with ``DAO_REQUIRE_CHAIN=1`` (CI) they
+fail instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+ROOT = Path(__file__).resolve().parents[2]
+ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+
+
+def _require(reason: str) -> None:
+    if os.environ.get("DAO_REQUIRE_CHAIN") == "1":
+        pytest.fail(f"DAO_REQUIRE_CHAIN=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Anvil:
+    rpc_url: str
+    process: subprocess.Popen
+    w3: Web3
+
+    @property
+    def accounts(self) -> list[str]:
+        return self.w3.eth.accounts
+
+    def mine(self, blocks: int = 1) -> None:
+        self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Anvil:
+    if not ANVIL.exists() or shutil.which("node") is None:
+        _require("anvil (npm @foundry-rs/anvil) is not installed: run npm install")
+    port = _free_port()
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337",
+                             "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if w3.eth.chain_id == 31337:
+                break
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"anvil did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+    yield Anvil(url, proc, w3)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def contracts(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """ABI and bytecode of every contract in contracts/, compiled once per source version."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "solc").is_dir():
+        _require("solc (npm) is not installed: run npm install")
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "contracts").glob("*.sol"))))
+    cache = Path(os.environ.get("DAO_CONTRACTS_CACHE", tmp_path_factory.getbasetemp().parent)) / \
+        f"contracts-{digest.hexdigest()[:16]}.json"
+    if not cache.exists():
+        run = subprocess.run([node, str(ROOT / "tests" / "chain" / "compile.mjs")], capture_output=True, text=True,
+                             cwd=ROOT, timeout=300, check=False)
+        if run.returncode != 0:
+            pytest.fail(f"solc failed: {run.stderr}")
+        cache.write_text(run.stdout)
+    return json.loads(cache.read_text())
+
+
+@pytest.fixture(scope="session")
+def deploy(anvil: Anvil, contracts: dict):
+    """deploy(name, *args, sender=account) -> a web3 contract at its new address."""
+
+    def _deploy(name: str, *args, sender: str | None = None):
+        art = contracts[name]
+        factory = anvil.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        tx = factory.constructor(*args).transact({"from": sender or anvil.accounts[0]})
+        receipt = anvil.w3.eth.wait_for_transaction_receipt(tx)
+        return anvil.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
+
+    return _deploy

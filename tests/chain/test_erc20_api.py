@@ -1,0 +1,60 @@
+"""Proposals and votes weighted by an ERC-20 on a real anvil node, over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import Gov, Wallet
+
+TOKEN = 10**18
+
+
+@pytest.fixture
+def token(anvil, deploy):
+    return deploy("PlainToken", "Session", "SES")
+
+
+@pytest.fixture
+def settings_overrides(anvil, token) -> dict:
+    return {"power_source": "erc20", "rpc_url": anvil.rpc_url, "erc20_token": token.address, "confirmations": 1,
+            "voting_delay": 0, "voting_period": 600, "proposal_threshold": TOKEN}
+
+
+def test_weight_at_the_snapshot_block(client, runtime, anvil, token) -> None:
+    gov = Gov(client, runtime, "")
+    proposer, voter, late = Wallet.evm(), Wallet.evm(), Wallet.evm()
+    for w, amount in ((proposer, 50), (voter, 20)):
+        token.functions.mint(w.address, amount * TOKEN).transact({"from": anvil.accounts[0]})
+    anvil.mine(2)
+    pid = gov.proposal(proposer, "PriceChange", price=110_000)
+    p = gov.get(pid)
+    assert p["snapshot"]["source"] == "erc20"
+    assert p["snapshot"]["ref"] == anvil.w3.eth.block_number - 1
+    assert p["snapshot"]["total"] == str(70 * TOKEN)
+
+    token.functions.mint(late.address, 500 * TOKEN).transact({"from": anvil.accounts[0]})
+    token.functions.mint(voter.address, 500 * TOKEN).transact({"from": anvil.accounts[0]})
+    anvil.mine(2)
+    r = gov.vote(voter, pid, 1)
+    assert r.status_code == 201 and r.json()["weight"] == str(20 * TOKEN)
+    r = gov.vote(late, pid, 1)
+    assert r.status_code == 403 and r.json()["error"] == "no_voting_power"
+    power = client.get(f"/v1/power/{late.address}", params={"proposal": pid}).json()
+    assert power["weight"] == "0"
+    now = client.get(f"/v1/power/{late.address}").json()
+    assert now["weight"] == str(500 * TOKEN)
+
+
+def test_rpc_failure_is_503_and_stores_nothing(client, runtime, anvil, token) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    runtime.settings = runtime.settings.with_overrides(rpc_url=dead)
+    runtime.ports.clear()
+    runtime._wired = False  # rebuild the power source against the dead RPC
+    gov = Gov(client, runtime, "")
+    r = gov.propose(Wallet.evm(), "PriceChange", price=110_000)
+    assert r.status_code == 503 and r.json()["error"] == "rpc_unavailable"
+    assert client.get("/v1/proposals").json()["items"] == []
