@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alembic import context
 from sqlmodel import SQLModel
 
+from alembic import context
 from governance.db import create_engine
 from governance.metadata import import_all_models
 from governance.settings import load_settings

@@ -63,7 +63,7 @@ def anvil() -> Anvil:
         try:
             if w3.eth.chain_id == 31337:
                 break
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             time.sleep(0.1)
     else:
         proc.kill()
