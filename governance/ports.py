@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 TOKEN_LEDGER = "token_ledger"
+CANCEL_GUARD = "cancel_guard"  # (session, proposal_id) -> reason it cannot be canceled, or None
 TREASURY = "treasury"
 POWER = "power"
 

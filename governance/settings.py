@@ -86,6 +86,8 @@ class Settings:
     treasury_key_password: str = field(default="", repr=False)
     treasury_private_key: str = field(default="", repr=False)  # alternative to the keystore
     execution_lease_seconds: int = 300  # an external executor's claim lasts this long
+    external_buckets: tuple[str, ...] = ()  # spends from these buckets wait for an external executor
+    retry_interval: int = 60  # after a failed execution attempt, wait this long before the next
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8000

@@ -7,6 +7,13 @@ import base64
 import json
 from typing import Any
 
+from sqlalchemy import and_, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from governance.errors import BadRequest, Conflict, Forbidden, NotFound
+from governance.ports import CANCEL_GUARD, POWER, TREASURY, PowerSource, Snapshot, TreasuryReader
+from governance.runtime import Runtime
 from governance.signatures import (
     Envelope,
     VerifiedMessage,
@@ -14,13 +21,6 @@ from governance.signatures import (
     check_freshness,
     verify_envelope,
 )
-from sqlalchemy import and_, or_
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
-from governance.errors import BadRequest, Conflict, Forbidden, NotFound
-from governance.ports import POWER, TREASURY, PowerSource, Snapshot, TreasuryReader
-from governance.runtime import Runtime
 from proposals import validation
 from proposals.lifecycle import State, cancel_allowed, effective_state, timing
 from proposals.models import Proposal, ProposalEvent
@@ -205,6 +205,12 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
                             "signature": verified.signature, "message": msg})
     if proposal.state == State.CANCELED.value:
         return proposal
+    try:
+        blocker = runtime.port(CANCEL_GUARD)(session, proposal.id)
+    except LookupError:
+        blocker = None
+    if blocker:
+        raise Conflict(blocker, code="execution_in_flight", extra={"state": proposal.state})
     if not cancel_allowed(proposal.state, proposal.starts_at, now, by_guardian=guardian):
         state = effective_state(proposal.state, proposal.starts_at, now).value
         raise Conflict(f"the proposal is {state}; it can no longer be canceled by "

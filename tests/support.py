@@ -13,8 +13,9 @@ from typing import Any
 
 import base58
 from eth_account import Account
-from governance.typed_data import TYPES, Domain
 from nacl.signing import SigningKey
+
+from governance.typed_data import TYPES, Domain
 
 
 def _referenced(primary: str) -> dict[str, list[dict[str, str]]]:

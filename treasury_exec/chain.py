@@ -20,6 +20,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from governance.errors import ServiceUnavailable, Unprocessable
+from governance.failpoints import failpoint
 from governance.settings import Settings
 
 log = logging.getLogger("treasury_exec.chain")
@@ -140,6 +141,7 @@ class ChainClient:
         """Send the stored bytes; a node that already has them (or mined them) is fine."""
         try:
             self._call(self.w3.eth.send_raw_transaction, signed.raw)
+            failpoint("after_broadcast")
         except Web3RPCError as exc:
             text = str(exc).lower()
             if any(s in text for s in ("already known", "nonce too low", "already imported", "known transaction")):

@@ -5,19 +5,27 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.http import errors, require_role
+from governance.keys import authenticate
 from governance.runtime import Runtime
-from treasury_exec import service
+from treasury_exec import executions, service
+from treasury_exec.executions import chain_assets
 from treasury_exec.models import Buyback, ParameterVersion, Purchase
 from treasury_exec.schemas import (
     BuybackCreate,
     BuybackRead,
+    CompleteRequest,
+    DepositCreate,
+    DepositRead,
     EntryRead,
+    ExecutionPage,
+    ExecutionRead,
+    FailRequest,
     HistoryRead,
     LedgerPage,
     ParameterRead,
@@ -26,8 +34,10 @@ from treasury_exec.schemas import (
     PurchaseRead,
     TreasuryRead,
 )
+from treasury_exec.views import execution_read
 
 OPERATOR = [{"operator": []}]
+EXECUTOR = [{"executor": []}]
 
 
 def _purchase(p: Purchase) -> PurchaseRead:
@@ -95,4 +105,71 @@ class TreasuryController(Controller):
         return Response(_buyback(row), status_code=201 if created else 200)
 
 
-ROUTES = [TreasuryController]
+    @post("/deposits", operation_id="recordDeposit", sync_to_thread=True, guards=[require_role("operator")],
+          security=OPERATOR, summary="Credit on-chain funds the treasury received to a bucket (idempotent)",
+          responses=errors(400, 401, 403, 413, 422))
+    def deposit(self, data: JSONBody[DepositCreate], db: NamedDependency[Session],
+                runtime: NamedDependency[Runtime]) -> DepositRead:
+        entry = service.record_deposit(db, runtime, bucket=data.bucket, asset=data.asset, amount=int(data.amount),
+                                       reference=data.reference, assets=set(chain_assets(runtime)))
+        return DepositRead(journal_seq=entry.seq, bucket=data.bucket, asset=data.asset, amount=data.amount,
+                           balance=str(service.bucket_balance(db, data.bucket, data.asset)))
+
+
+class ExecutionController(Controller):
+    path = "/v1/executions"
+    tags = ["executions"]
+
+    @get("/", operation_id="listExecutions", sync_to_thread=True,
+         summary="Executions and their status (ready ones wait for an executor when mode is external)",
+         responses=errors(400))
+    def list(self, db: NamedDependency[Session], status: FromQuery[str | None] = None,
+             cursor: Annotated[int, QueryParameter(ge=0)] = 0,
+             limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> ExecutionPage:
+        rows = executions.list_executions(db, status=status, after=cursor, limit=limit)
+        attempts = executions.attempts_of(db, [r.id for r in rows if r.id is not None])
+        items = [execution_read(r, attempts.get(r.id or 0, [])) for r in rows]
+        return ExecutionPage(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
+
+    @get("/{execution_id:int}", operation_id="getExecution", sync_to_thread=True, responses=errors(404))
+    def one(self, execution_id: FromPath[int], db: NamedDependency[Session]) -> ExecutionRead:
+        ex = executions.get_execution(db, execution_id)
+        return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
+
+    @post("/{execution_id:int}/claim", operation_id="claimExecution", sync_to_thread=True, status_code=200,
+          guards=[require_role("executor")], security=EXECUTOR,
+          summary="Lease an external execution (the lease expires; an expired one may be claimed again)",
+          responses=errors(401, 403, 404, 409))
+    def claim(self, request: Request, execution_id: FromPath[int], db: NamedDependency[Session],
+              runtime: NamedDependency[Runtime]) -> ExecutionRead:
+        ex = executions.claim(db, runtime, execution_id, _executor(request, db))
+        return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
+
+    @post("/{execution_id:int}/complete", operation_id="completeExecution", sync_to_thread=True,
+          guards=[require_role("executor")], security=EXECUTOR,
+          summary="Report the transfer made (transaction hash, checked on chain) or a reference",
+          description="200 when recorded, and again for the identical completion; 409 for a different one.",
+          responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
+    def complete(self, request: Request, execution_id: FromPath[int], data: JSONBody[CompleteRequest],
+                 db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> Response[ExecutionRead]:
+        ex, _ = executions.complete(db, runtime, execution_id, _executor(request, db), tx_hash=data.tx_hash,
+                                    reference=data.reference)
+        return Response(execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id]), status_code=200)
+
+    @post("/{execution_id:int}/fail", operation_id="failExecution", sync_to_thread=True, status_code=200,
+          guards=[require_role("executor")], security=EXECUTOR,
+          summary="Give up the lease with a reason; the execution becomes ready again",
+          responses=errors(400, 401, 403, 404, 409, 413))
+    def fail(self, request: Request, execution_id: FromPath[int], data: JSONBody[FailRequest],
+             db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> ExecutionRead:
+        ex = executions.fail(db, runtime, execution_id, _executor(request, db), data.reason)
+        return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
+
+
+def _executor(request: Request, db: Session) -> str:
+    """The executor's identity in leases and attempts: its key id (the guard checked the key)."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return f"key:{authenticate(db, token, 'executor').id}"
+
+
+ROUTES = [TreasuryController, ExecutionController]

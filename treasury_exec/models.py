@@ -123,9 +123,13 @@ class Execution(SQLModel, table=True):
     kind: str = Field(max_length=32)
     mode: str = Field(max_length=16)  # parameters | internal | chain | external
     asset: str | None = Field(default=None, max_length=32)
+    bucket: str | None = Field(default=None, max_length=64)
+    recipient: str | None = Field(default=None, max_length=64)
+    amount: int | None = Field(default=None, sa_type=Uint256)
     status: str = Field(default="ready", max_length=16)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_type=Text)
+    next_attempt_at: int | None = Field(default=None, sa_type=Timestamp)  # back-off after a failure
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_expires_at: int | None = Field(default=None, sa_type=Timestamp)
     tx_hash: str | None = Field(default=None, max_length=66)

@@ -93,3 +93,66 @@ class ParameterRead(msgspec.Struct):
 
 class HistoryRead(msgspec.Struct):
     items: list[ParameterRead]
+
+
+class DepositCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """On-chain funds the treasury received, credited to a bucket in that asset."""
+
+    bucket: str
+    asset: str
+    amount: TokenAmount
+    reference: Reference
+
+
+class DepositRead(msgspec.Struct):
+    journal_seq: int
+    bucket: str
+    asset: str
+    amount: str
+    balance: str
+
+
+class AttemptRead(msgspec.Struct):
+    at: int
+    ok: bool
+    actor: str
+    reason: str | None = None
+    tx_hash: str | None = None
+
+
+class ExecutionRead(msgspec.Struct):
+    id: int
+    proposal_id: str
+    kind: str
+    mode: str
+    status: str
+    attempts: list[AttemptRead]
+    asset: str | None = None
+    bucket: str | None = None
+    recipient: str | None = None
+    amount: str | None = None
+    last_error: str | None = None
+    next_attempt_at: int | None = None
+    lease_owner: str | None = None
+    lease_expires_at: int | None = None
+    tx_hash: str | None = None
+    nonce: int | None = None
+    reference: str | None = None
+    parameter_version: int | None = None
+    journal_seq: int | None = None
+    created_at: int = 0
+    completed_at: int | None = None
+
+
+class ExecutionPage(msgspec.Struct):
+    items: list[ExecutionRead]
+    next_cursor: str | None = None
+
+
+class CompleteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    tx_hash: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{64}$")] | None = None
+    reference: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class FailRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(min_length=1, max_length=1000)]

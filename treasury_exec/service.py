@@ -157,6 +157,25 @@ def transfer_tokens(session: Session, runtime: Runtime, *, sender: str, recipien
                                 token_asset=sym, postings=legs)
 
 
+def record_deposit(session: Session, runtime: Runtime, *, bucket: str, asset: str, amount: int,
+                   reference: str, assets: set[str]) -> JournalEntry:
+    """Credit funds the treasury received on chain to a bucket, in that asset (idempotent by
+    reference: the same deposit again returns its entry)."""
+    if bucket not in runtime.settings.buckets:
+        raise Unprocessable(f"unknown bucket {bucket!r}", code="unknown_bucket")
+    if asset not in assets:
+        raise Unprocessable(f"asset {asset!r} is not a configured on-chain asset", code="unknown_asset")
+    _positive(amount, "amount")
+    existing = session.exec(select(JournalEntry).where(JournalEntry.kind == "deposit",
+                                                       JournalEntry.reference == reference)).first()
+    if existing is not None:
+        return existing
+    return journal.append_entry(session, kind="deposit", reference=reference, now=runtime.clock.now(),
+                                token_asset=runtime.settings.token_symbol,
+                                postings=[Posting(f"external:deposits:{asset}", asset, -amount),
+                                          Posting(f"bucket:{bucket}", asset, amount)])
+
+
 def bucket_balance(session: Session, bucket: str, asset: str = USD) -> int:
     return journal.balance(session, f"bucket:{bucket}", asset)
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance.signatures import Envelope, verify_envelope
-from governance.typed_data import TYPES, Domain, TypedDataEncoder
 from sqlmodel import Session
 
 from governance.errors import GovernanceError
 from governance.runtime import Runtime
+from governance.signatures import Envelope, verify_envelope
+from governance.typed_data import TYPES, Domain, TypedDataEncoder
 from proposals.service import get_proposal
 from voting.models import TallyResult
 from voting.service import iter_ballots

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from governance.signatures import Envelope, address_kind, check_freshness
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from governance.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from governance.ports import POWER, PowerSource, Snapshot
 from governance.runtime import Runtime
+from governance.signatures import Envelope, address_kind, check_freshness
 from proposals.lifecycle import State, effective_state
 from proposals.models import Proposal
 from proposals.service import canonical, get_proposal, verify

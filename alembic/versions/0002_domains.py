@@ -2,7 +2,7 @@
 
 Revision ID: 0002_domains
 Revises: 0001_core
-Create Date: 2026-11-25 05:31:19.988175
+Create Date: 2026-11-25 05:39:26.720445
 """
 from collections.abc import Sequence
 
@@ -48,9 +48,13 @@ def upgrade() -> None:
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('mode', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('asset', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('bucket', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('amount', governance.types.Uint256(precision=78, scale=0), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('next_attempt_at', sa.BigInteger(), nullable=True),
     sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('lease_expires_at', sa.BigInteger(), nullable=True),
     sa.Column('tx_hash', sqlmodel.sql.sqltypes.AutoString(length=66), nullable=True),

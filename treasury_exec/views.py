@@ -1,0 +1,39 @@
+"""Executions as the API shows them, alone or as a section of a proposal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, select
+
+from proposals.models import Proposal
+from proposals.schemas import AttemptView, ExecutionView
+from treasury_exec.executions import attempts_of
+from treasury_exec.models import Execution, ExecutionAttempt
+from treasury_exec.schemas import AttemptRead, ExecutionRead
+
+
+def execution_read(ex: Execution, attempts: list[ExecutionAttempt]) -> ExecutionRead:
+    return ExecutionRead(
+        id=ex.id or 0, proposal_id=ex.proposal_id, kind=ex.kind, mode=ex.mode, status=ex.status,
+        attempts=[AttemptRead(at=a.at, ok=a.ok, actor=a.actor, reason=a.reason, tx_hash=a.tx_hash) for a in attempts],
+        asset=ex.asset, bucket=ex.bucket, recipient=ex.recipient,
+        amount=str(ex.amount) if ex.amount is not None else None, last_error=ex.last_error,
+        next_attempt_at=ex.next_attempt_at, lease_owner=ex.lease_owner, lease_expires_at=ex.lease_expires_at,
+        tx_hash=ex.tx_hash, nonce=ex.nonce, reference=ex.reference, parameter_version=ex.parameter_version,
+        journal_seq=ex.journal_seq, created_at=ex.created_at, completed_at=ex.completed_at,
+    )
+
+
+def execution_sections(session: Session, proposals: Sequence[Proposal]) -> dict[str, dict[str, Any]]:
+    ids = [p.id for p in proposals]
+    if not ids:
+        return {}
+    rows = list(session.exec(select(Execution).where(Execution.proposal_id.in_(ids))))
+    attempts = attempts_of(session, [r.id for r in rows if r.id is not None])
+    return {r.proposal_id: {"execution": ExecutionView(
+        id=r.id or 0, status=r.status, tx_hash=r.tx_hash, reference=r.reference,
+        parameter_version=r.parameter_version, journal_seq=r.journal_seq, completed_at=r.completed_at,
+        attempts=[AttemptView(at=a.at, ok=a.ok, reason=a.reason) for a in attempts.get(r.id or 0, [])],
+    )} for r in rows}
