@@ -1,0 +1,180 @@
+"""Passed proposals change the economy exactly once, over HTTP, driven by the settable clock."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, func, select
+
+from tests.support import TOKEN, Gov, Wallet
+from treasury_exec.models import ExecutionAttempt, JournalEntry, ParameterVersion
+
+SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_period": 600, "retry_interval": 60,
+            "proposal_threshold": TOKEN, "external_buckets": ("development",), "execution_lease_seconds": 120}
+
+
+@pytest.fixture
+def settings_overrides() -> dict:
+    return dict(SETTINGS)
+
+
+@pytest.fixture
+def gov(client, runtime, operator_key) -> Gov:
+    return Gov(client, runtime, operator_key)
+
+
+def pass_proposals(gov: Gov, voter: Wallet, ids: list[str]) -> None:
+    for pid in ids:
+        assert gov.vote(voter, pid, 1).status_code == 201
+    gov.advance(600)
+    gov.tick()
+    for pid in ids:
+        assert gov.get(pid)["state"] == "queued"
+
+
+def count(runtime, model, *where) -> int:
+    with Session(runtime.engine) as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def test_end_to_end_price_allocation_and_spend_execute_once(gov, runtime) -> None:
+    a, b = Wallet.evm(), Wallet.solana()
+    gov.buy(a, 100)  # $10: community bucket 500,000 micro-USD
+    price = gov.proposal(a, "PriceChange", price=120_000)
+    shares = [{"bucket": "compute", "bps": 4000}, {"bucket": "development", "bps": 2500},
+              {"bucket": "treasury", "bps": 1500}, {"bucket": "buybacks", "bps": 1500},
+              {"bucket": "community", "bps": 500}]
+    alloc = gov.proposal(a, "AllocationChange", shares=shares)
+    spend = gov.proposal(a, "TreasurySpend", bucket="community", asset="USD", recipient=b.address, amount=50_000)
+    pass_proposals(gov, a, [price, alloc, spend])
+
+    gov.advance(299)
+    assert gov.tick()["executions"] == 0  # the timelock holds
+    assert gov.get(price)["state"] == "queued"
+    gov.advance(1)
+    assert gov.tick()["executions"] == 3
+    for pid in (price, alloc, spend):
+        p = gov.get(pid)
+        assert p["state"] == "executed" and p["execution"]["status"] == "done"
+        assert [at["ok"] for at in p["execution"]["attempts"]] == [True]
+    assert gov.get(price)["execution"]["parameter_version"] is not None
+    assert gov.get(spend)["execution"]["journal_seq"] is not None
+
+    history = gov.client.get("/v1/treasury/history").json()["items"]
+    assert [(v["kind"], v["proposal_id"]) for v in history[2:]] == [("price", price), ("allocation", alloc)] or \
+        [(v["kind"], v["proposal_id"]) for v in history[2:]] == [("allocation", alloc), ("price", price)]
+    state = gov.client.get("/v1/treasury").json()
+    assert state["price"] == 120_000 and state["allocation"]["compute"] == 4000
+    assert state["buckets"]["community"] == 500_000 - 50_000
+
+    # running the scheduler again changes nothing
+    gov.advance(60)
+    assert gov.tick()["executions"] == 0
+    assert count(runtime, ParameterVersion) == 4
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 1
+
+    # the next purchase follows the new price and split
+    r = gov.client.post("/v1/treasury/purchases", headers={"Authorization": f"Bearer {gov.operator_key}"},
+                        json={"buyer": b.address, "payment": 1_200_000, "reference": "after"})
+    assert r.status_code == 201
+    assert r.json()["tokens"] == str(10 * TOKEN)
+    assert r.json()["split"] == {"compute": 480_000, "development": 300_000, "treasury": 180_000,
+                                 "buybacks": 180_000, "community": 60_000}
+
+
+def test_insufficient_funds_is_retried_then_expires(gov, runtime) -> None:
+    a = Wallet.evm()
+    gov.buy(a, 100)  # buybacks bucket: 1,000,000
+    spend = gov.proposal(a, "TreasurySpend", bucket="buybacks", amount=100_000)
+    pass_proposals(gov, a, [spend])
+    r = gov.client.post("/v1/treasury/buybacks", headers={"Authorization": f"Bearer {gov.operator_key}"},
+                        json={"seller": a.address, "amount": 950_000, "tokens": str(TOKEN), "reference": "drain"})
+    assert r.status_code == 201
+    gov.advance(300)
+    assert gov.tick()["executions"] == 0
+    p = gov.get(spend)
+    assert p["state"] == "queued"
+    assert p["execution"]["status"] == "ready"
+    assert [at["ok"] for at in p["execution"]["attempts"]] == [False]
+    assert "insufficient_funds" in p["execution"]["attempts"][0]["reason"]
+    gov.advance(30)
+    gov.tick()  # inside the back-off: no new attempt
+    assert len(gov.get(spend)["execution"]["attempts"]) == 1
+    gov.advance(30)
+    gov.tick()
+    assert len(gov.get(spend)["execution"]["attempts"]) == 2
+    gov.advance(600)  # past eta + grace
+    gov.tick()
+    p = gov.get(spend)
+    assert p["state"] == "expired" and p["execution"]["status"] == "expired"
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 0  # never a partial payment
+    assert gov.client.get("/v1/treasury").json()["buckets"]["buybacks"] == 50_000
+
+
+def ex_auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def queued_external_spend(gov: Gov) -> tuple[str, int]:
+    a = Wallet.evm()
+    gov.buy(a, 100)  # development bucket: 2,000,000
+    spend = gov.proposal(a, "TreasurySpend", bucket="development", amount=150_000)
+    pass_proposals(gov, a, [spend])
+    gov.advance(300)
+    gov.tick()
+    ready = gov.client.get("/v1/executions", params={"status": "ready"}).json()["items"]
+    assert [e["proposal_id"] for e in ready] == [spend]
+    assert ready[0]["mode"] == "external"
+    return spend, ready[0]["id"]
+
+
+def test_external_executor_lease_expiry_and_reclaim(gov, runtime, executor_key) -> None:
+    from tests.conftest import make_key
+
+    other = make_key(runtime, "executor")
+    spend, ex = queued_external_spend(gov)
+    assert gov.client.post(f"/v1/executions/{ex}/claim").status_code == 401
+    first = gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key))
+    assert first.status_code == 200 and first.json()["status"] == "claimed"
+    busy = gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(other))
+    assert busy.status_code == 409 and busy.json()["error"] == "not_claimable"
+    gov.advance(121)  # the lease ran out
+    second = gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(other))
+    assert second.status_code == 200
+    late = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(executor_key), json={"reference": "w1"})
+    assert late.status_code == 409 and late.json()["error"] == "not_claimed"
+    done = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(other), json={"reference": "wire-77"})
+    assert done.status_code == 200 and done.json()["status"] == "done"
+    assert gov.get(spend)["state"] == "executed"
+    again = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(other), json={"reference": "wire-77"})
+    assert again.status_code == 200  # the identical completion
+    double = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(other), json={"reference": "wire-78"})
+    assert double.status_code == 409 and double.json()["error"] == "already_completed"
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 1
+    assert gov.client.get("/v1/treasury").json()["buckets"]["development"] == 2_000_000 - 150_000
+
+
+def test_executor_fail_frees_the_execution(gov, runtime, executor_key) -> None:
+    spend, ex = queued_external_spend(gov)
+    gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key))
+    r = gov.client.post(f"/v1/executions/{ex}/fail", headers=ex_auth(executor_key), json={"reason": "bank closed"})
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert r.json()["attempts"][0]["reason"] == "bank closed"
+    assert count(runtime, ExecutionAttempt, ExecutionAttempt.ok == False) == 1  # noqa: E712
+    assert gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key)).status_code == 200
+
+
+def test_executor_endpoints_need_an_executor_key(gov, operator_key) -> None:
+    _, ex = queued_external_spend(gov)
+    for path, body in (("claim", None), ("complete", {"reference": "x"}), ("fail", {"reason": "x"})):
+        r = gov.client.post(f"/v1/executions/{ex}/{path}", json=body)
+        assert r.status_code == 401
+        r = gov.client.post(f"/v1/executions/{ex}/{path}", json=body, headers=ex_auth(operator_key))
+        assert r.status_code == 403 and r.json()["error"] == "wrong_role"
+
+
+def test_guardian_cancel_of_a_queued_proposal_stops_its_execution(gov, guardian_key) -> None:
+    spend, ex = queued_external_spend(gov)
+    r = gov.client.post(f"/v1/proposals/{spend}/cancel", headers=ex_auth(guardian_key))
+    assert r.status_code == 200 and r.json()["state"] == "canceled"
+    gov.tick()
+    assert gov.client.get(f"/v1/executions/{ex}").json()["status"] == "canceled"
