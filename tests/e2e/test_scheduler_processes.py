@@ -30,10 +30,11 @@ SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_per
             "proposal_threshold": TOKEN, "chain_id": 31337}
 
 
-def start_scheduler(database_url: str, clock_file: Path, log: Path) -> subprocess.Popen:
+def start_scheduler(database_url: str, clock_file: Path, log: Path, extra: dict[str, str] | None = None
+                    ) -> subprocess.Popen:
     env = {**os.environ, "DAO_DATABASE_URL": database_url, "DAO_TEST_CLOCK_FILE": str(clock_file),
            "DAO_SCHEDULER_INTERVAL": "1", "DAO_CHAIN_ID": "31337",
-           **{f"DAO_{k.upper()}": str(v) for k, v in SETTINGS.items()}}
+           **{f"DAO_{k.upper()}": str(v) for k, v in SETTINGS.items()}, **(extra or {})}
     return subprocess.Popen([sys.executable, "-m", "governance.cli", "-v", "scheduler"], env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
 
