@@ -24,17 +24,46 @@ def node_hash(a: bytes, b: bytes) -> bytes:
     return keccak(b"\x01" + lo + hi)
 
 
+class RootBuilder:
+    """The root built leaf by leaf in O(log n) memory, for logs too large to hold at once.
+
+    Pairs are hashed as soon as both exist; at the end the single leftover node of each level
+    (an odd one out) is carried up, exactly as the level-by-level definition above does.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[bytes | None] = []  # at most one unpaired node per level
+        self.leaves = 0
+
+    def add(self, data: bytes) -> None:
+        self.leaves += 1
+        node, level = leaf_hash(data), 0
+        while True:
+            if level == len(self._pending):
+                self._pending.append(node)
+                return
+            left = self._pending[level]
+            if left is None:
+                self._pending[level] = node
+                return
+            self._pending[level] = None
+            node, level = node_hash(left, node), level + 1
+
+    def root(self) -> bytes:
+        carry: bytes | None = None
+        for node in self._pending:
+            if node is None:
+                continue  # nothing waits here; a carried node moves up unchanged
+            carry = node if carry is None else node_hash(node, carry)
+        return carry if carry is not None else EMPTY_ROOT
+
+
 def root(leaves: Iterable[bytes]) -> bytes:
     """The root over leaf data in the given order (callers sort first)."""
-    level = [leaf_hash(x) for x in leaves]
-    if not level:
-        return EMPTY_ROOT
-    while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+    builder = RootBuilder()
+    for leaf in leaves:
+        builder.add(leaf)
+    return builder.root()
 
 
 def ballot_leaf(vote_id: str, weight: int) -> bytes:

@@ -133,6 +133,20 @@ def iter_ballots(session: Session, proposal_id: str, batch: int = 5000) -> Itera
         after = rows[-1].seq
 
 
+def ballots_by_voter(session: Session, proposal_id: str) -> Iterator[BallotRecord]:
+    """The whole ballot log as tally records, streamed in voter order (byte order of the
+    address, as Python sorts it: PostgreSQL is told to use the "C" collation)."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    voter = Ballot.voter if sqlite else Ballot.voter.collate("C")  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(Ballot.id, Ballot.voter, Ballot.choice, Ballot.weight, Ballot.signed_at)
+        .where(Ballot.proposal_id == proposal_id).order_by(voter, Ballot.signed_at, Ballot.id)
+        .execution_options(stream_results=True, yield_per=10_000)
+    )
+    for row in rows:
+        yield BallotRecord(*row)
+
+
 def power_of(session: Session, runtime: Runtime, address: str,
              proposal_id: str | None) -> tuple[int, Snapshot]:
     """Voting power at a proposal's snapshot, or at a snapshot taken now."""

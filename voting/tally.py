@@ -86,15 +86,38 @@ def effective_ballots(ballots: Iterable[BallotRecord]) -> dict[str, BallotRecord
 
 def count(effective: dict[str, BallotRecord]) -> tuple[Totals, bytes]:
     """Totals and the Merkle root over counted ballots (leaf: vote id and weight, by voter)."""
-    for_v = against = abstain = 0
-    leaves = []
-    for voter in sorted(effective):
-        b = effective[voter]
+    return count_by_voter(effective[voter] for voter in sorted(effective))
+
+
+def count_by_voter(ballots: Iterable[BallotRecord]) -> tuple[Totals, bytes]:
+    """:func:`count` over the whole ballot log streamed in voter order (each voter's ballots
+    together, in any order among themselves): the effective ballot of each voter is picked on
+    the fly, so memory stays flat however long the log. Raises ``ValueError`` if the voters
+    are not in ascending order (the Merkle root depends on it)."""
+    for_v = against = abstain = voters = 0
+    tree = merkle.RootBuilder()
+    best: BallotRecord | None = None
+
+    def settle(b: BallotRecord) -> None:
+        nonlocal for_v, against, abstain, voters
+        voters += 1
         if b.choice == FOR:
             for_v += b.weight
         elif b.choice == AGAINST:
             against += b.weight
         else:
             abstain += b.weight
-        leaves.append(merkle.ballot_leaf(b.id, b.weight))
-    return Totals(for_v, against, abstain, len(effective)), merkle.root(leaves)
+        tree.add(merkle.ballot_leaf(b.id, b.weight))
+
+    for b in ballots:
+        if best is None or b.voter != best.voter:
+            if best is not None:
+                if b.voter < best.voter:
+                    raise ValueError(f"ballots out of voter order: {b.voter} after {best.voter}")
+                settle(best)
+            best = b
+        elif newer(b, best):
+            best = b
+    if best is not None:
+        settle(best)
+    return Totals(for_v, against, abstain, voters), tree.root()
