@@ -58,6 +58,7 @@ ballots = st.lists(
         signed_at=st.integers(1_000, 1_010),
     ),
     max_size=60,
+    unique_by=lambda b: b.id,  # vote ids are unique (the hash of the signed message)
 )
 
 
