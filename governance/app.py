@@ -22,6 +22,7 @@ from governance.http import (
     errors,
     provide_db,
     provide_runtime,
+    reject_nul,
     strict_body,
 )
 from governance.ratelimit import rate_limit_middleware
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.load_deployment()
 
     def _shutdown(app: Litestar) -> None:
-        runtime.engine.dispose()
+        runtime.close()
 
     limiter = rate_limit_middleware(settings.rate_limit_per_minute, settings.rate_limit_burst)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "db": Provide(provide_db),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        guards=[strict_body],
+        guards=[strict_body, reject_nul],
         request_max_body_size=settings.max_body_bytes,
         middleware=[limiter] if limiter else [],
         cors_config=cors,

@@ -35,8 +35,12 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool: bool = True) -> Engine:
-    """An engine for ``url``: SQLite gets WAL, foreign keys and a busy timeout."""
+def create_engine(url: str, *, pool: bool = True, timeout: int = 30) -> Engine:
+    """An engine for ``url``: SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``timeout`` (seconds) bounds how long a unit of work waits for SQLite's write lock or for a
+    new PostgreSQL connection; past it the error maps to 503 (see :func:`unavailable`).
+    """
     url = normalize_url(url)
     if is_sqlite(url):
         path = make_url(url).database
@@ -44,12 +48,12 @@ def create_engine(url: str, *, pool: bool = True) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa_create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": timeout},
             poolclass=None if pool else NullPool,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, timeout)
         return engine
-    kwargs = {"pool_pre_ping": True}
+    kwargs: dict = {"pool_pre_ping": True, "connect_args": {"connect_timeout": timeout}}
     if pool:
         kwargs |= {"pool_size": 10, "max_overflow": 20}
     else:
@@ -57,7 +61,7 @@ def create_engine(url: str, *, pool: bool = True) -> Engine:
     return sa_create_engine(url, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, timeout: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
         # The sqlite3 module opens transactions lazily and never for SELECT; take control so
@@ -67,7 +71,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -97,20 +101,26 @@ def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
             session.commit()
         except (OperationalError, DBAPIError) as exc:
             session.rollback()
-            if getattr(exc, "connection_invalidated", False) or _is_unreachable(exc):
-                raise ServiceUnavailable(
-                    "the database cannot be reached; nothing was stored", code="database_unavailable"
-                ) from exc
+            mapped = unavailable(exc)
+            if mapped is not None:
+                raise mapped from exc
             raise
         except BaseException:
             session.rollback()
             raise
 
 
-def _is_unreachable(exc: DBAPIError) -> bool:
+def unavailable(exc: DBAPIError) -> ServiceUnavailable | None:
+    """The 503 for a database error that means "not now" (unreachable, or SQLite's write lock
+    held past the timeout); None for any other error, which is a bug (500)."""
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return any(
+    if "database is locked" in text:
+        return ServiceUnavailable("the database is busy: another writer held its lock past the timeout; "
+                                  "nothing was stored", code="database_unavailable")
+    if getattr(exc, "connection_invalidated", False) or any(
         s in text
         for s in ("connection refused", "could not connect", "server closed", "terminating connection",
-                  "connection is closed", "unable to open database", "connection timeout")
-    )
+                  "connection is closed", "unable to open database", "connection timeout", "connection failed")
+    ):
+        return ServiceUnavailable("the database cannot be reached; nothing was stored", code="database_unavailable")
+    return None

@@ -5,6 +5,7 @@ request, API-key guards and the documented error responses.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 
 import anyio
@@ -15,10 +16,11 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from governance.db import session_scope
-from governance.errors import BadRequest, GovernanceError
+from governance.db import session_scope, unavailable
+from governance.errors import BadRequest, GovernanceError, ServiceUnavailable
 from governance.keys import authenticate
 from governance.runtime import Runtime
 
@@ -51,8 +53,12 @@ def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Res
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
 
+RETRY_AFTER = "5"  # seconds, on a 503: outages are usually short, and a client should back off
+
+
 def governance_error_handler(_: Request, exc: GovernanceError) -> Response:
-    return _json(exc.status_code, exc.body())
+    headers = {"Retry-After": RETRY_AFTER} if isinstance(exc, ServiceUnavailable) else None
+    return _json(exc.status_code, exc.body(), headers)
 
 
 def validation_error_handler(_: Request, exc: ValidationException) -> Response:
@@ -84,8 +90,19 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     return _json(500, {"error": "internal_error", "detail": "the service failed; nothing was stored"})
 
 
+def database_error_handler(request: Request, exc: DBAPIError) -> Response:
+    """A database error raised inside a handler: 503 when the database is out of reach or
+    busy past the timeout (the request's transaction was rolled back), 500 otherwise."""
+    mapped = unavailable(exc)
+    if mapped is None:
+        return internal_error_handler(request, exc)
+    log.warning("%s %s: %s", request.method, request.url.path, mapped.detail)
+    return governance_error_handler(request, mapped)
+
+
 EXCEPTION_HANDLERS: dict = {
     GovernanceError: governance_error_handler,
+    DBAPIError: database_error_handler,
     ValidationException: validation_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,
@@ -112,10 +129,52 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException as exc:
-        await anyio.to_thread.run_sync(scope.__exit__, type(exc), exc, exc.__traceback__)
+        try:
+            await anyio.to_thread.run_sync(scope.__exit__, type(exc), exc, exc.__traceback__)
+        except ServiceUnavailable as mapped:
+            # Litestar turns a new exception raised while a dependency handles the handler's
+            # own into a 500 (ExceptionGroup); re-raise the original, which
+            # database_error_handler maps to the same 503.
+            if mapped.__cause__ is not exc:
+                raise
         raise
     else:
         await anyio.to_thread.run_sync(scope.__exit__, None, None, None)
+
+
+# The deepest body the API takes (an allocation's shares) nests 4 levels.
+MAX_JSON_DEPTH = 32
+# "\u0000" in a JSON string is NUL unless its backslash is itself escaped ("\\u0000" is text).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether arrays and objects in the JSON text ``raw`` nest deeper than ``limit``.
+
+    msgspec decodes recursively, and the recursion limit is high once py_ecc (imported with
+    eth-account) has raised it: 64 KiB of ``[`` overflow the C stack and kill the process.
+    So the depth is checked before decoding: in one pass, skipping strings.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # the usual case: nothing to scan
+        return False
+    depth, in_string, escaped = 0, False, False
+    for c in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:  # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 async def strict_body(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
@@ -123,6 +182,7 @@ async def strict_body(connection: ASGIConnection, handler: BaseRouteHandler) -> 
 
     Litestar converts bodies with msgspec's ``strict=False``, which turns ``"100"`` into
     ``100``; for money and signed messages a wrong JSON type must be a 400, not a guess.
+    It also refuses bodies nested deeper than ``MAX_JSON_DEPTH`` and strings holding NUL.
     Registered app-wide as a guard; the body it reads is cached for the handler.
     """
     field = getattr(handler, "parsed_data_field", None)
@@ -131,12 +191,25 @@ async def strict_body(connection: ASGIConnection, handler: BaseRouteHandler) -> 
     raw = await connection.body()
     if not raw.strip() and field.is_optional:
         return
+    if nests_deeper_than(raw, MAX_JSON_DEPTH):
+        raise BadRequest(f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
+                         code="invalid_json")
     try:
         msgspec.json.decode(raw, type=field.annotation, strict=True)
     except msgspec.ValidationError as exc:
         raise BadRequest(str(exc), code="invalid_body") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter inside strings
         raise BadRequest(f"the body is not valid UTF-8 JSON: {exc}", code="invalid_json") from exc
+    if _JSON_NUL.search(raw):
+        raise BadRequest("a string in the body contains the NUL character (\\u0000)", code="nul_character")
+
+
+def reject_nul(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Refuse NUL in the path and the query (400 ``nul_character``); :func:`strict_body`
+    refuses it in JSON bodies. PostgreSQL cannot store NUL in text, or even compare with it,
+    while SQLite can: without this check the two databases would disagree, one with a 500."""
+    if "\x00" in connection.scope["path"] or b"%00" in connection.scope.get("query_string", b""):
+        raise BadRequest("the path or the query contains the NUL character (%00)", code="nul_character")
 
 
 def _bearer(connection: ASGIConnection) -> str | None:

@@ -9,6 +9,7 @@ ledger power source needs the token ledger. Each need is a small protocol here; 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,8 @@ class TokenLedger(Protocol):
     def current_seq(self, session: Session) -> int: ...
 
     def balance_at(self, session: Session, address: str, seq: int) -> int: ...
+
+    def balances_at(self, session: Session, addresses: Collection[str], seq: int) -> dict[str, int]: ...
 
     def supply_at(self, session: Session, seq: int) -> int: ...
 
@@ -60,3 +63,7 @@ class PowerSource(Protocol):
     def take_snapshot(self, session: Session) -> Snapshot: ...
 
     def weight(self, session: Session, snapshot: Snapshot, address: str) -> int: ...
+
+    def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
+        """:meth:`weight` of many addresses at once (a vote batch); zero weights may be left out."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ class Runtime:
     salt: str = ""
     extras: dict[str, object] = field(default_factory=dict)  # per-domain caches
     ports: dict[str, Any] = field(default_factory=dict)  # see governance.ports
+    closers: list[Callable[[], None]] = field(default_factory=list)  # run by close(), newest first
     _wired: bool = False
 
     @classmethod
@@ -34,7 +36,8 @@ class Runtime:
                       clock: Clock | None = None) -> Runtime:
         if clock is None:
             clock = FileClock(settings.test_clock_file) if settings.test_clock_file else SystemClock()
-        return cls(settings=settings, engine=engine or create_engine(settings.database_url), clock=clock)
+        engine = engine or create_engine(settings.database_url, timeout=settings.database_timeout)
+        return cls(settings=settings, engine=engine, clock=clock)
 
     def load_deployment(self) -> Runtime:
         """Read the deployment's salt; a database without one was never initialised."""
@@ -46,6 +49,12 @@ class Runtime:
             )
         self.salt = row.salt
         return self
+
+    def close(self) -> None:
+        """Stop what domains started for this runtime (threads), then release connections."""
+        while self.closers:
+            self.closers.pop()()
+        self.engine.dispose()
 
     def port(self, name: str) -> Any:
         """The implementation a domain registered for ``name`` (see governance.ports)."""

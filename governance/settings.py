@@ -41,6 +41,7 @@ class Rules:
 class Settings:
     # storage
     database_url: str = "sqlite:///data/dao.db"
+    database_timeout: int = 30  # seconds to wait for SQLite's write lock or a PostgreSQL connection
     # identity of the deployment (the EIP-712 domain; the salt lives in the database)
     dao_name: str = "AST DAO"
     chain_id: int = 1
@@ -73,6 +74,7 @@ class Settings:
     # signatures and votes
     max_clock_skew: int = 300
     vote_change: str = "latest"  # or "forbid"
+    vote_batch_max: int = 256  # votes committed together at most (see voting.writer)
     guardians: tuple[str, ...] = ()
     # voting power
     power_source: str = "ledger"  # "ledger" | "erc20" | "holders-file"
@@ -124,12 +126,16 @@ class Settings:
         for name in ("voting_delay", "voting_period", "timelock", "grace_period"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} cannot be negative")
+        if self.database_timeout <= 0:
+            raise SettingsError("database_timeout must be positive")
         if self.voting_period <= 0:
             raise SettingsError("voting_period must be positive")
         for kind in PROPOSAL_KINDS:
             r = self.rules_for(kind)
             if not (0 <= r.quorum_bps <= 10_000 and 0 <= r.approval_bps < 10_000):
                 raise SettingsError(f"rules for {kind} out of range")
+        if self.vote_batch_max < 1:
+            raise SettingsError("vote_batch_max must be at least 1")
         if self.vote_change not in ("latest", "forbid"):
             raise SettingsError("vote_change must be 'latest' or 'forbid'")
         if self.power_source not in ("ledger", "erc20", "holders-file"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from sqlalchemy import and_, or_
@@ -26,6 +27,7 @@ from proposals.lifecycle import State, cancel_allowed, effective_state, timing
 from proposals.models import Proposal, ProposalEvent
 
 PROPOSAL_TYPES = ("PriceChange", "AllocationChange", "TreasurySpend")
+_PROPOSAL_ID = re.compile(r"0x[0-9a-f]{64}")
 
 
 def canonical(obj: Any) -> str:
@@ -142,6 +144,8 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, pid = raw.split(":", 1)
+        if not _PROPOSAL_ID.fullmatch(pid):  # text from the client: it reaches the SQL query
+            raise ValueError(pid)
         return int(created), pid
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("the cursor is not one this service issued", code="invalid_cursor") from exc

@@ -40,6 +40,8 @@ def run_executions(runtime: Runtime) -> int:
         try:
             with session_scope(runtime.engine) as s:
                 done += executions.run_internal(s, runtime, ex_id, now)
+                failpoint("before_execute_commit")  # tests: the effect applied, not committed
+            failpoint("after_execute_commit")
         except Exception:
             log.exception("execution %s failed; it will be retried", ex_id)
     for ex_id in _ids(runtime, status="ready", modes=("chain",)):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from treasury_exec.journal import SUPPLY, head
@@ -21,6 +25,18 @@ def balance_at(session: Session, address: str, seq: int) -> int:
     return int(row) if row is not None else 0
 
 
+def balances_at(session: Session, addresses: Collection[str], seq: int) -> dict[str, int]:
+    """:func:`balance_at` for many holders in one query (holders without tokens are left out)."""
+    if not addresses:
+        return {}
+    c = TokenCheckpoint.__table__.alias("c")
+    latest = (select(func.max(TokenCheckpoint.seq))
+              .where(TokenCheckpoint.account == c.c.account, TokenCheckpoint.seq <= seq).scalar_subquery())
+    rows = session.execute(sa_select(c.c.account, c.c.balance)
+                           .where(c.c.account.in_(set(addresses)), c.c.seq == latest))
+    return {account: int(balance) for account, balance in rows}
+
+
 def supply_at(session: Session, seq: int) -> int:
     return balance_at(session, SUPPLY, seq)
 
@@ -30,4 +46,5 @@ class TokenLedgerPort:
 
     current_seq = staticmethod(current_seq)
     balance_at = staticmethod(balance_at)
+    balances_at = staticmethod(balances_at)
     supply_at = staticmethod(supply_at)

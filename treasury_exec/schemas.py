@@ -8,7 +8,8 @@ import msgspec
 from msgspec import Meta
 
 Reference = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
-MicroUsd = Annotated[int, Meta(description="micro-USD (1 USD = 1,000,000)")]
+# bounded like a BIGINT: more is no real payment, and tokens minted from it must stay far below 2^256
+MicroUsd = Annotated[int, Meta(le=2**63 - 1, description="micro-USD (1 USD = 1,000,000)")]
 TokenAmount = Annotated[str, Meta(pattern=r"^(0|[1-9][0-9]{0,77})$", description="base units, decimal string")]
 
 

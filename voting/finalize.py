@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from governance.db import session_scope
+from governance.failpoints import failpoint
 from governance.runtime import Runtime
 from proposals.lifecycle import State, execution_window
 from proposals.models import Proposal
@@ -77,6 +78,7 @@ def finalize(session: Session, proposal_id: str, now: int) -> TallyResult | None
                  f"{outcome.name}: for {totals.for_votes}, against {totals.against_votes}, "
                  f"abstain {totals.abstain_votes}, quorum {outcome.quorum}")
     session.flush()
+    failpoint("mid_finalize")  # tests: killed with the result written but not committed
     log.info("proposal %s finalized: %s with %d voters, counted in %.3f s", proposal_id, outcome.name,
              totals.voters, time.perf_counter() - started)
     return result
@@ -94,6 +96,7 @@ def finalize_due(runtime: Runtime) -> int:
             with session_scope(runtime.engine) as session:
                 if finalize(session, pid, now) is not None:
                     done += 1
+            failpoint("after_finalize_commit")  # tests: killed after the commit, before the next
         except Exception:
             log.exception("finalizing proposal %s failed; it will be retried", pid)
     return done

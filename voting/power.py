@@ -10,6 +10,8 @@ snapshot and answer "what did this address weigh there" forever after.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlmodel import Session, select
 
 from governance.errors import Conflict
@@ -42,6 +44,10 @@ class LedgerPowerSource:
             return 0
         return self.ledger.balance_at(session, address, snapshot.ref)
 
+    def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
+        wanted = [a for a in addresses if a not in self.excluded]
+        return self.ledger.balances_at(session, wanted, snapshot.ref)
+
 
 class HoldersFilePowerSource:
     """An uploaded holder list, for tokens whose chain has no historical reads (SPL)."""
@@ -62,6 +68,14 @@ class HoldersFilePowerSource:
         if address in self.excluded:
             return 0
         return self._balance(session, snapshot.ref, address)
+
+    def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
+        wanted = {a for a in addresses if a not in self.excluded}
+        if not wanted:
+            return {}
+        rows = session.exec(select(HolderBalance).where(HolderBalance.list_id == snapshot.ref,
+                                                        HolderBalance.address.in_(wanted)))  # type: ignore[attr-defined]
+        return {row.address: row.balance for row in rows}
 
     @staticmethod
     def _balance(session: Session, list_id: int, address: str) -> int:
@@ -87,6 +101,9 @@ class Erc20PowerSourceAdapter:
 
     def weight(self, session: Session, snapshot: Snapshot, address: str) -> int:
         return self.chain.weight(address, snapshot.ref)
+
+    def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
+        return {a: self.chain.weight(a, snapshot.ref) for a in set(addresses)}
 
 
 def make_power_source(runtime: Runtime) -> PowerSource:

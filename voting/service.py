@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
-from governance.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from governance.errors import BadRequest, Conflict, Forbidden, GovernanceError, NotFound, Unprocessable
 from governance.ports import POWER, PowerSource, Snapshot
 from governance.runtime import Runtime
-from governance.signatures import Envelope, address_kind, check_freshness
+from governance.signatures import Envelope, VerifiedMessage, address_kind, check_freshness
 from proposals.lifecycle import State, effective_state
 from proposals.models import Proposal
 from proposals.service import canonical, get_proposal, verify
 from voting import merkle
 from voting.models import Ballot, HolderBalance, HolderList, ProposalTally
 from voting.power import snapshot_of
-from voting.schemas import HolderListUpload
+from voting.schemas import HolderListUpload, VoteReceipt
 from voting.tally import CHOICES, BallotRecord, Totals, newer
 
 
@@ -31,84 +33,157 @@ def _closed_reason(p: Proposal, now: int) -> tuple[str, str]:
     return "voting_closed", f"the proposal is {state.value}"
 
 
-def cast_vote(session: Session, runtime: Runtime, envelope: Envelope) -> tuple[Ballot, bool, str | None]:
-    """Accept a signed vote. Returns ``(ballot, created, replaced_ballot_id)``.
+def cast_vote(session: Session, runtime: Runtime, envelope: Envelope) -> Accepted:
+    """Verify and record one signed vote in the caller's transaction (the HTTP path batches
+    votes through :mod:`voting.writer`). Raises the vote's error if it is refused."""
+    outcome = record_votes(session, runtime, [verify(runtime, envelope, ("Vote",))])[0]
+    if isinstance(outcome, GovernanceError):
+        raise outcome
+    return outcome
 
-    The ballot, its place in the log and the running totals are written in one transaction,
-    under a lock on the proposal row, so the scheduler's tally (which claims the same row)
-    sees either all of it or none.
+
+@dataclass(frozen=True)
+class Accepted:
+    """A vote's answer: its receipt, and whether it was new (201) or a replay (200)."""
+
+    receipt: VoteReceipt
+    created: bool
+
+
+@dataclass
+class _Current:
+    """A voter's counted ballot while a batch is applied."""
+
+    record: BallotRecord
+    row: dict[str, Any] | None  # the row to insert, if the ballot came in this batch
+
+
+def record_votes(session: Session, runtime: Runtime,
+                 votes: Sequence[VerifiedMessage]) -> list[Accepted | GovernanceError]:
+    """Record verified votes, in order, in the caller's transaction: one answer per vote,
+    either its receipt or the error that refused it (a refused vote writes nothing).
+
+    The ballots, their places in the log and the running totals are written under a lock on
+    each proposal row, so the scheduler's tally (which claims the same row) sees all of a
+    batch or none of it. The work is set-based — one query for replays, one for the voters'
+    weights, one for their counted ballots, one insert, one tally update per proposal — and
+    every rule is the same as for a vote alone: votes are decided one after another, each
+    seeing the ones before it.
     """
-    verified = verify(runtime, envelope, ("Vote",))
-    vote_id = "0x" + verified.digest.hex()
-    existing = session.get(Ballot, vote_id)
-    if existing is not None:
-        return existing, False, None
-    msg = verified.message_json
-    proposal = session.exec(select(Proposal).where(Proposal.id == msg["proposal"]).with_for_update()).first()
+    outcomes: list[Accepted | GovernanceError | None] = [None] * len(votes)
+    ids = ["0x" + v.digest.hex() for v in votes]
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(votes):
+        groups.setdefault(v.message_json["proposal"], []).append(i)
+    # Lock in a fixed order (two writers never wait on each other in a cycle); then look for
+    # replays, so the same vote sent twice at once is stored once and replayed to the other.
+    proposals = {p.id: p for p in session.exec(
+        select(Proposal).where(Proposal.id.in_(sorted(groups))).order_by(Proposal.id).with_for_update())}  # type: ignore[attr-defined]
+    stored = {row.id: row for row in session.execute(
+        select(Ballot.id, Ballot.proposal_id, Ballot.voter, Ballot.choice, Ballot.weight, Ballot.accepted_at,
+               Ballot.seq).where(Ballot.id.in_(set(ids))))}  # type: ignore[attr-defined]
     now = runtime.clock.now()
-    if proposal is None:
-        raise NotFound(f"no proposal {msg['proposal']}", code="proposal_not_found")
-    if not (proposal.state == State.PENDING.value and proposal.starts_at <= now < proposal.ends_at):
-        code, why = _closed_reason(proposal, now)
-        state = effective_state(proposal.state, proposal.starts_at, now).value
-        raise Conflict(why, code=code, extra={"state": state})
-    check_freshness(int(msg["timestamp"]), now, runtime.settings.max_clock_skew)
-    if msg["choice"] not in CHOICES:
-        raise Unprocessable("choice is 0 (against), 1 (for) or 2 (abstain)", code="invalid_choice")
-    if len(msg["reason"]) > runtime.settings.reason_max_chars:
-        raise Unprocessable(f"the reason is longer than {runtime.settings.reason_max_chars} characters",
-                            code="reason_too_long")
     power: PowerSource = runtime.port(POWER)
-    weight = power.weight(session, snapshot_of(proposal), verified.signer)
-    if weight <= 0:
-        raise Forbidden(f"{verified.signer} had no voting power at this proposal's snapshot",
-                        code="no_voting_power")
-
-    tally = _tally_row(session, proposal.id)
-    new = BallotRecord(vote_id, verified.signer, msg["choice"], weight, int(msg["timestamp"]))
-    previous = session.exec(
-        select(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.voter == verified.signer,
-                             Ballot.superseded == False)  # noqa: E712 - SQL comparison
-    ).first()
-    totals = Totals(tally.for_votes, tally.against_votes, tally.abstain_votes, tally.voters)
-    if previous is not None:
-        if proposal.vote_change == "forbid":
-            raise Conflict("this voter has already voted on this proposal", code="already_voted",
-                           extra={"vote": previous.id})
-        old = BallotRecord(previous.id, previous.voter, previous.choice, previous.weight, previous.signed_at)
-        if not newer(new, old):
-            raise Conflict("a newer vote of this voter is already counted", code="superseded",
-                           extra={"vote": previous.id})
-        previous.superseded = True
-        session.add(previous)
-        totals = totals.add(old.choice, old.weight, sign=-1)
-    totals = totals.add(new.choice, new.weight)
-    ballot = Ballot(
-        id=vote_id, proposal_id=proposal.id, seq=tally.last_seq + 1, voter=verified.signer,
-        choice=msg["choice"], weight=weight, reason=msg["reason"], signed_at=new.signed_at,
-        accepted_at=now, scheme=verified.scheme, signature=verified.signature, message=canonical(msg),
-    )
-    tally.for_votes, tally.against_votes = totals.for_votes, totals.against_votes
-    tally.abstain_votes, tally.voters = totals.abstain_votes, totals.voters
-    tally.last_seq = ballot.seq
-    session.add(ballot)
-    session.add(tally)
-    session.flush()
-    return ballot, True, previous.id if previous else None
+    for proposal_id, members in groups.items():
+        proposal = proposals.get(proposal_id)
+        if proposal is None:
+            for i in members:
+                outcomes[i] = NotFound(f"no proposal {proposal_id}", code="proposal_not_found")
+            continue
+        _record_for_proposal(session, runtime, power, proposal, [(i, ids[i], votes[i]) for i in members],
+                             stored, now, outcomes)
+    return outcomes  # type: ignore[return-value]
 
 
-def _tally_row(session: Session, proposal_id: str) -> ProposalTally:
-    row = session.get(ProposalTally, proposal_id)
-    if row is None:
-        row = ProposalTally(proposal_id=proposal_id)
+def _record_for_proposal(session: Session, runtime: Runtime, power: PowerSource, proposal: Proposal,
+                         members: list[tuple[int, str, VerifiedMessage]], stored: dict[str, Any], now: int,
+                         outcomes: list[Accepted | GovernanceError | None]) -> None:
+    settings = runtime.settings
+    voters = {v.signer for _, _, v in members}
+    weights = power.weights(session, snapshot_of(proposal), voters)
+    current = {row.voter: _Current(BallotRecord(row.id, row.voter, row.choice, row.weight, row.signed_at), None)
+               for row in session.execute(
+                   select(Ballot.id, Ballot.voter, Ballot.choice, Ballot.weight, Ballot.signed_at)
+                   .where(Ballot.proposal_id == proposal.id, Ballot.voter.in_(voters),  # type: ignore[attr-defined]
+                          Ballot.superseded == False))}  # noqa: E712 - SQL comparison
+    tally = session.get(ProposalTally, proposal.id)
+    totals = Totals(tally.for_votes, tally.against_votes, tally.abstain_votes, tally.voters) if tally else Totals()
+    last_seq = tally.last_seq if tally else 0
+    inserts: list[dict[str, Any]] = []
+    superseded: list[str] = []
+    for i, vote_id, verified in members:
+        if vote_id in stored:
+            row = stored[vote_id]
+            outcomes[i] = Accepted(VoteReceipt(id=row.id, proposal=row.proposal_id, voter=row.voter,
+                                               choice=row.choice, weight=str(row.weight),
+                                               accepted_at=row.accepted_at, seq=row.seq), created=False)
+            continue
+        msg = verified.message_json
         try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:  # pragma: no cover - the proposal row lock makes this unlikely
-            row = session.get(ProposalTally, proposal_id)
-            assert row is not None
-    return row
+            if not (proposal.state == State.PENDING.value and proposal.starts_at <= now < proposal.ends_at):
+                code, why = _closed_reason(proposal, now)
+                state = effective_state(proposal.state, proposal.starts_at, now).value
+                raise Conflict(why, code=code, extra={"state": state})
+            check_freshness(int(msg["timestamp"]), now, settings.max_clock_skew)
+            if msg["choice"] not in CHOICES:
+                raise Unprocessable("choice is 0 (against), 1 (for) or 2 (abstain)", code="invalid_choice")
+            if len(msg["reason"]) > settings.reason_max_chars:
+                raise Unprocessable(f"the reason is longer than {settings.reason_max_chars} characters",
+                                    code="reason_too_long")
+            weight = weights.get(verified.signer, 0)
+            if weight <= 0:
+                raise Forbidden(f"{verified.signer} had no voting power at this proposal's snapshot",
+                                code="no_voting_power")
+            new = BallotRecord(vote_id, verified.signer, msg["choice"], weight, int(msg["timestamp"]))
+            previous = current.get(verified.signer)
+            if previous is not None:
+                if proposal.vote_change == "forbid":
+                    raise Conflict("this voter has already voted on this proposal", code="already_voted",
+                                   extra={"vote": previous.record.id})
+                if not newer(new, previous.record):
+                    raise Conflict("a newer vote of this voter is already counted", code="superseded",
+                                   extra={"vote": previous.record.id})
+        except GovernanceError as exc:
+            outcomes[i] = exc
+            continue
+        if previous is not None:
+            old = previous.record
+            totals = totals.add(old.choice, old.weight, sign=-1)
+            if previous.row is not None:
+                previous.row["superseded"] = True
+            else:
+                superseded.append(old.id)
+        totals = totals.add(new.choice, new.weight)
+        last_seq += 1
+        row = {"id": vote_id, "proposal_id": proposal.id, "seq": last_seq, "voter": verified.signer,
+               "choice": new.choice, "weight": weight, "reason": msg["reason"], "signed_at": new.signed_at,
+               "accepted_at": now, "scheme": verified.scheme, "signature": verified.signature,
+               "message": canonical(msg), "superseded": False}
+        inserts.append(row)
+        current[verified.signer] = _Current(new, row)
+        stored[vote_id] = _StoredRow(row)
+        outcomes[i] = Accepted(VoteReceipt(id=vote_id, proposal=proposal.id, voter=verified.signer,
+                                           choice=new.choice, weight=str(weight), accepted_at=now, seq=last_seq,
+                                           replaces=previous.record.id if previous else None), created=True)
+    if not inserts:
+        return
+    if superseded:
+        session.execute(update(Ballot).where(Ballot.id.in_(superseded)).values(superseded=True))  # type: ignore[attr-defined]
+    session.execute(insert(Ballot), inserts)
+    values = {"for_votes": totals.for_votes, "against_votes": totals.against_votes,
+              "abstain_votes": totals.abstain_votes, "voters": totals.voters, "last_seq": last_seq}
+    if tally is None:
+        session.execute(insert(ProposalTally), [{"proposal_id": proposal.id, **values}])
+    else:
+        session.execute(update(ProposalTally).where(ProposalTally.proposal_id == proposal.id).values(**values))
+        session.expire(tally)
+
+
+class _StoredRow:
+    """A ballot inserted by this batch, seen as a stored row by a replay later in the batch."""
+
+    def __init__(self, row: dict[str, Any]):
+        self.__dict__.update(row)
 
 
 def list_ballots(session: Session, proposal_id: str, *, after: int = 0, limit: int = 100) -> list[Ballot]:

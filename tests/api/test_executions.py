@@ -154,7 +154,7 @@ def test_external_executor_lease_expiry_and_reclaim(gov, runtime, executor_key) 
 
 
 def test_executor_fail_frees_the_execution(gov, runtime, executor_key) -> None:
-    spend, ex = queued_external_spend(gov)
+    _spend, ex = queued_external_spend(gov)
     gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key))
     r = gov.client.post(f"/v1/executions/{ex}/fail", headers=ex_auth(executor_key), json={"reason": "bank closed"})
     assert r.status_code == 200 and r.json()["status"] == "ready"

@@ -1,0 +1,135 @@
+"""Group commit for votes: many signed votes, one durable transaction, then every answer.
+
+A vote is small and a commit is expensive (an fsync on SQLite, a round trip and a WAL flush
+on PostgreSQL), so one commit per vote caps ingestion at the disk's sync rate. Instead, the
+HTTP handler verifies the signature itself (CPU only, no lock held) and hands the verified
+vote to this process's single writer thread, which takes every vote waiting at that moment
+(up to ``vote_batch_max``), records them with :func:`voting.service.record_votes` (each vote
+decided in order under the same rules as alone; a refused vote writes nothing and gets its
+own error) and commits once. Only after the commit returns does any caller get its answer:
+a 2xx always means the ballot is durable, and if the commit fails every vote of the batch
+gets the error and none of them is stored.
+
+With no other vote waiting, a vote is committed at once, alone: batching adds no delay, it
+only lets votes that arrive during a commit share the next one. Several API processes each
+have their own writer; they serialize on the proposal row lock as single votes did.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from governance.db import session_scope
+from governance.runtime import Runtime
+from governance.signatures import VerifiedMessage
+from voting.service import Accepted, record_votes
+
+log = logging.getLogger("voting.writer")
+
+_STOP = object()
+
+
+@dataclass
+class _Pending:
+    verified: VerifiedMessage
+    future: Future[Accepted]
+
+
+class VoteWriter:
+    """The process's vote writer thread (started on first use, stopped with the runtime)."""
+
+    def __init__(self, runtime: Runtime, max_batch: int):
+        self.runtime = runtime
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="vote-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, verified: VerifiedMessage) -> Future[Accepted]:
+        """Queue a verified vote; the future resolves once its batch is committed (or raises the
+        vote's own error, or the batch's)."""
+        pending = _Pending(verified, Future())
+        self._queue.put(pending)
+        return pending.future
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True  # write what came before it, then stop
+                    break
+                batch.append(more)
+            self._write(batch)  # type: ignore[arg-type]
+
+    def _write(self, batch: list[_Pending]) -> None:
+        votes = [p.verified for p in batch]
+        try:
+            with session_scope(self.runtime.engine) as session:
+                outcomes = record_votes(session, self.runtime, votes)
+        except IntegrityError:
+            # Another process stored one of these ballots between our lock and our insert
+            # (cannot happen while the proposal row lock holds): decide each vote alone.
+            log.warning("vote batch of %d hit a constraint; retrying its votes one by one", len(batch))
+            for pending in batch:
+                self._write_one(pending)
+            return
+        except BaseException as exc:  # the commit (or the database) failed: nothing was stored
+            if not isinstance(exc, Exception):
+                log.exception("vote batch aborted")
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    def _write_one(self, pending: _Pending) -> None:
+        try:
+            with session_scope(self.runtime.engine) as session:
+                outcome = record_votes(session, self.runtime, [pending.verified])[0]
+        except BaseException as exc:
+            pending.future.set_exception(exc)
+            return
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+
+_lock = threading.Lock()
+
+
+def vote_writer(runtime: Runtime) -> VoteWriter:
+    """This runtime's writer, started on first use and stopped when the runtime closes."""
+    with _lock:
+        writer = runtime.extras.get("vote_writer")
+        if writer is None:
+            writer = runtime.extras["vote_writer"] = VoteWriter(runtime, runtime.settings.vote_batch_max)
+
+            def close() -> None:
+                runtime.extras.pop("vote_writer", None)
+                writer.stop()
+
+            runtime.closers.append(close)
+        return writer  # type: ignore[return-value]
