@@ -14,9 +14,9 @@ from typing import Any
 
 import base58
 from coincurve import PrivateKey
-from eth_hash.auto import keccak
 from nacl.signing import SigningKey
 
+from governance.hashing import keccak
 from governance.signatures import _checksum
 from governance.typed_data import SIGNER_FIELD, TypedDataEncoder, canonical_json
 

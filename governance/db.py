@@ -20,6 +20,10 @@ from sqlmodel import Session
 
 from governance.errors import ServiceUnavailable
 
+# The largest integer either database stores (SQLite INTEGER, PostgreSQL BIGINT): ids, sequence
+# numbers and cursors above it are request errors, not values a driver can bind.
+BIGINT_MAX = 2**63 - 1
+
 
 def normalize_url(url: str) -> str:
     """Let operators write ``postgresql://`` and still get the psycopg 3 driver."""

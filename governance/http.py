@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 import msgspec
@@ -125,12 +126,20 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
     ``session.flush()`` so that constraint violations surface inside the handler (as 409).
     """
     scope = session_scope(runtime_of(request).engine, write=request.method != "GET")
-    session = await anyio.to_thread.run_sync(scope.__enter__)
+    # A read's session opens without I/O and ends without a disk sync: run both ends here and
+    # spare the request two thread hops (a third of a proposal read's cost). Writes commit in
+    # a worker thread.
+    inline = request.method == "GET"
+
+    async def call(fn: Any, *args: Any) -> Any:
+        return fn(*args) if inline else await anyio.to_thread.run_sync(fn, *args)
+
+    session = await call(scope.__enter__)
     try:
         yield session
     except BaseException as exc:
         try:
-            await anyio.to_thread.run_sync(scope.__exit__, type(exc), exc, exc.__traceback__)
+            await call(scope.__exit__, type(exc), exc, exc.__traceback__)
         except ServiceUnavailable as mapped:
             # Litestar turns a new exception raised while a dependency handles the handler's
             # own into a 500 (ExceptionGroup); re-raise the original, which
@@ -139,7 +148,7 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
                 raise
         raise
     else:
-        await anyio.to_thread.run_sync(scope.__exit__, None, None, None)
+        await call(scope.__exit__, None, None, None)
 
 
 # The deepest body the API takes (an allocation's shares) nests 4 levels.

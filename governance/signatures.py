@@ -18,11 +18,11 @@ from typing import Any, Literal
 import base58
 import msgspec
 from coincurve import PublicKey
-from eth_hash.auto import keccak
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from governance.errors import BadRequest, Forbidden, Unprocessable
+from governance.hashing import keccak
 from governance.typed_data import (
     SIGNER_FIELD,
     TypedDataEncoder,

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
-from eth_hash.auto import keccak
 from msgspec import Meta
 
 from governance.errors import BadRequest
+from governance.hashing import keccak
 
 UINT256_MAX = 2**256 - 1
 UINT64_MAX = 2**64 - 1

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlmodel import Session
 
+from governance.db import BIGINT_MAX
 from governance.http import errors, require_role
 from governance.keys import authenticate
 from governance.runtime import Runtime
@@ -56,6 +57,9 @@ def parameter_read(v: ParameterVersion) -> ParameterRead:
                          origin=v.origin, proposal_id=v.proposal_id)
 
 
+ExecutionId = Annotated[int, PathParameter(ge=1, le=BIGINT_MAX, description="execution id")]
+
+
 class TreasuryController(Controller):
     path = "/v1/treasury"
     tags = ["treasury"]
@@ -71,7 +75,7 @@ class TreasuryController(Controller):
          summary="Journal entries in order, with their postings and hash chain (cursor: last seq seen)",
          responses=errors(400))
     def ledger(self, db: NamedDependency[Session],
-               cursor: Annotated[int, QueryParameter(ge=0)] = 0,
+               cursor: Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)] = 0,
                limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> LedgerPage:
         rows = service.ledger_page(db, after=cursor, limit=limit)
         items = [EntryRead(seq=e.seq, kind=e.kind, reference=e.reference, created_at=e.created_at, memo=e.memo,
@@ -124,33 +128,33 @@ class ExecutionController(Controller):
          summary="Executions and their status (ready ones wait for an executor when mode is external)",
          responses=errors(400))
     def list(self, db: NamedDependency[Session], status: FromQuery[str | None] = None,
-             cursor: Annotated[int, QueryParameter(ge=0)] = 0,
+             cursor: Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)] = 0,
              limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> ExecutionPage:
         rows = executions.list_executions(db, status=status, after=cursor, limit=limit)
         attempts = executions.attempts_of(db, [r.id for r in rows if r.id is not None])
         items = [execution_read(r, attempts.get(r.id or 0, [])) for r in rows]
         return ExecutionPage(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
 
-    @get("/{execution_id:int}", operation_id="getExecution", sync_to_thread=True, responses=errors(404))
-    def one(self, execution_id: FromPath[int], db: NamedDependency[Session]) -> ExecutionRead:
+    @get("/{execution_id:int}", operation_id="getExecution", sync_to_thread=True, responses=errors(400, 404))
+    def one(self, execution_id: FromPath[ExecutionId], db: NamedDependency[Session]) -> ExecutionRead:
         ex = executions.get_execution(db, execution_id)
         return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
 
     @post("/{execution_id:int}/claim", operation_id="claimExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Lease an external execution (the lease expires; an expired one may be claimed again)",
-          responses=errors(401, 403, 404, 409))
-    def claim(self, request: Request, execution_id: FromPath[int], db: NamedDependency[Session],
+          responses=errors(400, 401, 403, 404, 409))
+    def claim(self, request: Request, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
               runtime: NamedDependency[Runtime]) -> ExecutionRead:
         ex = executions.claim(db, runtime, execution_id, _executor(request, db))
         return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
 
-    @post("/{execution_id:int}/complete", operation_id="completeExecution", sync_to_thread=True,
+    @post("/{execution_id:int}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Report the transfer made (transaction hash, checked on chain) or a reference",
           description="200 when recorded, and again for the identical completion; 409 for a different one.",
           responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
-    def complete(self, request: Request, execution_id: FromPath[int], data: JSONBody[CompleteRequest],
+    def complete(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
                  db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> Response[ExecutionRead]:
         ex, _ = executions.complete(db, runtime, execution_id, _executor(request, db), tx_hash=data.tx_hash,
                                     reference=data.reference)
@@ -160,7 +164,7 @@ class ExecutionController(Controller):
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Give up the lease with a reason; the execution becomes ready again",
           responses=errors(400, 401, 403, 404, 409, 413))
-    def fail(self, request: Request, execution_id: FromPath[int], data: JSONBody[FailRequest],
+    def fail(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[FailRequest],
              db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> ExecutionRead:
         ex = executions.fail(db, runtime, execution_id, _executor(request, db), data.reason)
         return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])

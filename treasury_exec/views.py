@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import select
+from sqlmodel import Session
 
 from proposals.models import Proposal
 from proposals.schemas import AttemptView, ExecutionView
-from treasury_exec.executions import attempts_of
 from treasury_exec.models import Execution, ExecutionAttempt
 from treasury_exec.schemas import AttemptRead, ExecutionRead
 
@@ -30,10 +30,15 @@ def execution_sections(session: Session, proposals: Sequence[Proposal]) -> dict[
     ids = [p.id for p in proposals]
     if not ids:
         return {}
-    rows = list(session.exec(select(Execution).where(Execution.proposal_id.in_(ids))))
-    attempts = attempts_of(session, [r.id for r in rows if r.id is not None])
+    # Core rows, not ORM objects: this runs on every proposal read
+    ex, at = Execution.__table__, ExecutionAttempt.__table__
+    rows = list(session.execute(select(ex).where(ex.c.proposal_id.in_(ids))))
+    attempts: dict[int, list[Any]] = {r.id: [] for r in rows}
+    if attempts:
+        for a in session.execute(select(at).where(at.c.execution_id.in_(list(attempts))).order_by(at.c.id)):
+            attempts[a.execution_id].append(a)
     return {r.proposal_id: {"execution": ExecutionView(
-        id=r.id or 0, status=r.status, tx_hash=r.tx_hash, reference=r.reference,
+        id=r.id, status=r.status, tx_hash=r.tx_hash, reference=r.reference,
         parameter_version=r.parameter_version, journal_seq=r.journal_seq, completed_at=r.completed_at,
-        attempts=[AttemptView(at=a.at, ok=a.ok, reason=a.reason) for a in attempts.get(r.id or 0, [])],
+        attempts=[AttemptView(at=a.at, ok=a.ok, reason=a.reason) for a in attempts[r.id]],
     )} for r in rows}

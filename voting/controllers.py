@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
+from governance.db import BIGINT_MAX
 from governance.http import errors, require_role
 from governance.runtime import Runtime
 from governance.signatures import Envelope
@@ -51,7 +52,7 @@ class VoteController(Controller):
          summary="The proposal's ballot log, in order (cursor: the last seq seen)",
          responses=errors(400, 404))
     def ballots(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-                cursor: Annotated[int, QueryParameter(ge=0)] = 0,
+                cursor: Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)] = 0,
                 limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> BallotPage:
         rows = service.list_ballots(db, proposal_id.lower(), after=cursor, limit=limit)
         items = [BallotRead(id=b.id, proposal=b.proposal_id, seq=b.seq, voter=b.voter, choice=b.choice,

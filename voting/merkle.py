@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from eth_hash.auto import keccak
+from governance.hashing import keccak
 
 EMPTY_ROOT = b"\x00" * 32
 

@@ -213,7 +213,8 @@ def ballots_by_voter(session: Session, proposal_id: str) -> Iterator[BallotRecor
     address, as Python sorts it: PostgreSQL is told to use the "C" collation)."""
     sqlite = session.get_bind().dialect.name == "sqlite"
     voter = Ballot.voter if sqlite else Ballot.voter.collate("C")  # type: ignore[attr-defined]
-    rows = session.execute(
+    # Core, on the session's connection: ORM result handling would double the time per row
+    rows = session.connection().execute(
         select(Ballot.id, Ballot.voter, Ballot.choice, Ballot.weight, Ballot.signed_at)
         .where(Ballot.proposal_id == proposal_id).order_by(voter, Ballot.signed_at, Ballot.id)
         .execution_options(stream_results=True, yield_per=10_000)

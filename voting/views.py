@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import select
+from sqlmodel import Session
 
 from proposals.models import Proposal
 from proposals.schemas import ResultView, TallyView
@@ -17,8 +18,10 @@ def tally_sections(session: Session, proposals: Sequence[Proposal]) -> dict[str,
     ids = [p.id for p in proposals]
     if not ids:
         return {}
-    running = {t.proposal_id: t for t in session.exec(select(ProposalTally).where(ProposalTally.proposal_id.in_(ids)))}
-    results = {r.proposal_id: r for r in session.exec(select(TallyResult).where(TallyResult.proposal_id.in_(ids)))}
+    # Core rows, not ORM objects: this runs on every proposal read
+    tally, result = ProposalTally.__table__, TallyResult.__table__
+    running = {t.proposal_id: t for t in session.execute(select(tally).where(tally.c.proposal_id.in_(ids)))}
+    results = {r.proposal_id: r for r in session.execute(select(result).where(result.c.proposal_id.in_(ids)))}
     out: dict[str, dict[str, Any]] = {}
     for p in proposals:
         t = running.get(p.id)
