@@ -150,7 +150,7 @@ class Profiler:
         inclusive: dict[str, int] = {}
         leaf: dict[str, int] = {}
         total = 0
-        for line in self.out.read_text().splitlines():
+        for line in self.out.read_text(errors="replace").splitlines():
             stack, _, n = line.rpartition(" ")
             if not n.isdigit() or not stack.startswith("thread"):
                 continue  # the tail of a frame name that held a newline
