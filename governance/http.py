@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -53,6 +53,8 @@ _HTTP_CODES = {
 def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
+
+T = TypeVar("T")
 
 RETRY_AFTER = "5"  # seconds, on a 503: outages are usually short, and a client should back off
 
@@ -149,6 +151,21 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
         raise
     else:
         await call(scope.__exit__, None, None, None)
+
+
+async def read(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
+    """Run a read-only unit of work for a hot GET endpoint.
+
+    On SQLite the read is a few local B-tree lookups (WAL readers never wait for the writer):
+    it runs right here, on the event loop. Sent to a worker thread instead, each of its
+    statements releases and re-takes the GIL against the loop and the other workers, and
+    measured throughput fell from ~900 to 230–630 requests/s, flipping between the two from
+    run to run (bench/README.md). On PostgreSQL a query is a network round trip that an outage
+    could stretch to the connect timeout, so it stays in a worker thread.
+    """
+    if runtime.engine.dialect.name == "sqlite":
+        return fn(*args)
+    return await anyio.to_thread.run_sync(lambda: fn(*args))
 
 
 # The deepest body the API takes (an allocation's shares) nests 4 levels.

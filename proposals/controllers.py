@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlmodel import Session
 
-from governance.http import errors
+from governance.http import errors, read
 from governance.keys import authenticate
 from governance.runtime import Runtime
 from governance.signatures import Envelope
@@ -34,23 +34,26 @@ class ProposalController(Controller):
         proposal, created = service.submit_proposal(db, runtime, data)
         return Response(render(db, runtime, [proposal])[0], status_code=201 if created else 200)
 
-    @get("/", operation_id="listProposals", sync_to_thread=True, summary="List proposals, newest first",
+    @get("/", operation_id="listProposals", summary="List proposals, newest first",
          responses=errors(400))
-    def list(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime],
+    async def list(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime],
              state_filter: Annotated[str | None, QueryParameter(name="state", description="a lifecycle state")] = None,
              kind: FromQuery[str | None] = None,
              proposer: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None,
              limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50) -> ProposalPage:
-        rows, next_cursor = service.list_proposals(db, runtime, state=state_filter, kind=kind, proposer=proposer,
-                                                   cursor=cursor, limit=limit)
-        return ProposalPage(items=render(db, runtime, rows), next_cursor=next_cursor)
+        def page() -> ProposalPage:
+            rows, next_cursor = service.list_proposals(db, runtime, state=state_filter, kind=kind, proposer=proposer,
+                                                       cursor=cursor, limit=limit)
+            return ProposalPage(items=render(db, runtime, rows), next_cursor=next_cursor)
 
-    @get("/{proposal_id:str}", operation_id="getProposal", sync_to_thread=True,
+        return await read(runtime, page)
+
+    @get("/{proposal_id:str}", operation_id="getProposal",
          summary="One proposal: payload, state, timing, snapshot, live tally, result, execution",
          responses=errors(400, 404))
-    def one(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-            runtime: NamedDependency[Runtime]) -> ProposalRead:
-        return render(db, runtime, [service.get_proposal(db, proposal_id)])[0]
+    async def one(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
+                  runtime: NamedDependency[Runtime]) -> ProposalRead:
+        return await read(runtime, lambda: render(db, runtime, [service.get_proposal(db, proposal_id)])[0])
 
     @post("/{proposal_id:str}/cancel", operation_id="cancelProposal", sync_to_thread=True, status_code=200,
           summary="Cancel: a signed Cancel by the proposer (while pending) or a guardian address, "
