@@ -4,8 +4,10 @@ request, API-key guards and the documented error responses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -161,11 +163,25 @@ async def read(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
     statements releases and re-takes the GIL against the loop and the other workers, and
     measured throughput fell from ~900 to 230–630 requests/s, flipping between the two from
     run to run (bench/README.md). On PostgreSQL a query is a network round trip that an outage
-    could stretch to the connect timeout, so it stays in a worker thread.
+    could stretch to the connect timeout, so it stays in a worker thread (one of a few).
     """
     if runtime.engine.dialect.name == "sqlite":
         return fn(*args)
-    return await anyio.to_thread.run_sync(lambda: fn(*args))
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=_read_limiter())
+
+
+_READ_THREADS = 4
+_read_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary())
+
+
+def _read_limiter() -> anyio.CapacityLimiter:
+    """At most a few threads run reads at once: more only fight over the GIL (on PostgreSQL,
+    4 threads: ~400 req/s; the default 40: 155–300, bimodal). One limiter per event loop."""
+    loop = asyncio.get_running_loop()
+    if loop not in _read_limiters:
+        _read_limiters[loop] = anyio.CapacityLimiter(_READ_THREADS)
+    return _read_limiters[loop]
 
 
 # The deepest body the API takes (an allocation's shares) nests 4 levels.
