@@ -16,9 +16,9 @@ from governance.app import create_app
 from governance.clock import FileClock
 from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
 from proposals.models import Proposal, ProposalEvent
-from tests.conftest import START, make_key
+from tests.conftest import make_key
+from tests.e2e.deploy import deployment
 from tests.e2e.test_scheduler_processes import SETTINGS, start_scheduler
 from tests.support import Gov, Wallet
 from treasury_exec.models import JournalEntry, ParameterVersion
@@ -49,10 +49,7 @@ def executor_loop(database_url: str, clock_file: Path, key: str, stop: threading
 
 
 def test_schedulers_and_executors_race_to_one_effect_each(database_url: str, tmp_path: Path) -> None:
-    clock = FileClock(tmp_path / "clock")
-    clock.set(START)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url, **RACE), clock=clock)
-    bootstrap(rt)
+    rt, clock = deployment(database_url, tmp_path, RACE)
     with TestClient(app=create_app(runtime=rt)) as client:
         gov = Gov(client, rt, make_key(rt, "operator"))
         whale = Wallet.evm()

@@ -36,10 +36,9 @@ from governance.app import create_app
 from governance.clock import FileClock
 from governance.db import is_sqlite
 from governance.runtime import Runtime
-from governance.settings import load_settings
-from governance.setup import bootstrap
 from proposals.models import Proposal, ProposalEvent
 from tests.conftest import START, make_key
+from tests.e2e.deploy import deployment as shared_deployment
 from tests.support import PRICE, TOKEN, Gov, Wallet, proposal_message, vote_message
 from treasury_exec.models import Execution, JournalEntry, JournalHead, ParameterVersion, Purchase
 from voting.export import verify_export
@@ -121,11 +120,7 @@ class Server:
 
 
 def deployment(database_url: str, tmp_path: Path) -> tuple[Runtime, FileClock]:
-    clock = FileClock(tmp_path / "clock")
-    clock.set(START)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url, **SETTINGS), clock=clock)
-    bootstrap(rt)
-    return rt, clock
+    return shared_deployment(database_url, tmp_path, SETTINGS)
 
 
 def counts(rt: Runtime) -> dict[str, object]:

@@ -14,12 +14,9 @@ from litestar.testing import TestClient
 from sqlmodel import Session, select
 
 from governance.app import create_app
-from governance.clock import FileClock
-from governance.runtime import Runtime
-from governance.settings import load_settings
-from governance.setup import bootstrap
 from proposals.models import Proposal, ProposalEvent
-from tests.conftest import START, make_key
+from tests.conftest import make_key
+from tests.e2e.deploy import deployment
 from tests.support import TOKEN, Gov, Wallet
 from voting.models import TallyResult
 
@@ -40,10 +37,7 @@ def start_scheduler(database_url: str, clock_file: Path, log: Path, extra: dict[
 
 
 def test_two_scheduler_processes_finalize_each_proposal_once(database_url: str, tmp_path: Path) -> None:
-    clock = FileClock(tmp_path / "clock")
-    clock.set(START)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url, **SETTINGS), clock=clock)
-    bootstrap(rt)
+    rt, clock = deployment(database_url, tmp_path, SETTINGS)
     with TestClient(app=create_app(runtime=rt)) as client:
         gov = Gov(client, rt, make_key(rt, "operator"))
         whale, voter = Wallet.evm(), Wallet.solana()
