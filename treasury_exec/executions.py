@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -373,10 +374,11 @@ def list_executions(session: Session, *, status: str | None, after: int, limit: 
     return list(session.exec(query))
 
 
-def attempts_of(session: Session, ids: list[int]) -> dict[int, list[ExecutionAttempt]]:
-    out: dict[int, list[ExecutionAttempt]] = {i: [] for i in ids}
+def attempts_of(session: Session, ids: list[int]) -> dict[int, list[Any]]:
+    """Each execution's attempts, oldest first, as read-only rows (Core: proposal reads call this)."""
+    out: dict[int, list[Any]] = {i: [] for i in ids}
     if ids:
-        for a in session.exec(select(ExecutionAttempt).where(ExecutionAttempt.execution_id.in_(ids))
-                              .order_by(ExecutionAttempt.id)):
+        at = ExecutionAttempt.__table__
+        for a in session.execute(sa_select(at).where(at.c.execution_id.in_(ids)).order_by(at.c.id)):
             out[a.execution_id].append(a)
     return out

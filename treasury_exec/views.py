@@ -10,11 +10,12 @@ from sqlmodel import Session
 
 from proposals.models import Proposal
 from proposals.schemas import AttemptView, ExecutionView
-from treasury_exec.models import Execution, ExecutionAttempt
+from treasury_exec.executions import attempts_of
+from treasury_exec.models import Execution
 from treasury_exec.schemas import AttemptRead, ExecutionRead
 
 
-def execution_read(ex: Execution, attempts: list[ExecutionAttempt]) -> ExecutionRead:
+def execution_read(ex: Execution, attempts: list[Any]) -> ExecutionRead:
     return ExecutionRead(
         id=ex.id or 0, proposal_id=ex.proposal_id, kind=ex.kind, mode=ex.mode, status=ex.status,
         attempts=[AttemptRead(at=a.at, ok=a.ok, actor=a.actor, reason=a.reason, tx_hash=a.tx_hash) for a in attempts],
@@ -31,12 +32,9 @@ def execution_sections(session: Session, proposals: Sequence[Proposal]) -> dict[
     if not ids:
         return {}
     # Core rows, not ORM objects: this runs on every proposal read
-    ex, at = Execution.__table__, ExecutionAttempt.__table__
+    ex = Execution.__table__
     rows = list(session.execute(select(ex).where(ex.c.proposal_id.in_(ids))))
-    attempts: dict[int, list[Any]] = {r.id: [] for r in rows}
-    if attempts:
-        for a in session.execute(select(at).where(at.c.execution_id.in_(list(attempts))).order_by(at.c.id)):
-            attempts[a.execution_id].append(a)
+    attempts = attempts_of(session, [r.id for r in rows])
     return {r.proposal_id: {"execution": ExecutionView(
         id=r.id, status=r.status, tx_hash=r.tx_hash, reference=r.reference,
         parameter_version=r.parameter_version, journal_seq=r.journal_seq, completed_at=r.completed_at,

@@ -13,10 +13,10 @@ from sqlmodel import Session, select
 from governance.errors import BadRequest, Conflict, Forbidden, GovernanceError, NotFound, Unprocessable
 from governance.ports import POWER, PowerSource, Snapshot
 from governance.runtime import Runtime
-from governance.signatures import Envelope, VerifiedMessage, address_kind, check_freshness
+from governance.signatures import VerifiedMessage, address_kind, check_freshness
 from proposals.lifecycle import State, effective_state
 from proposals.models import Proposal
-from proposals.service import canonical, get_proposal, verify
+from proposals.service import canonical, get_proposal
 from voting import merkle
 from voting.models import Ballot, HolderBalance, HolderList, ProposalTally
 from voting.power import snapshot_of
@@ -31,15 +31,6 @@ def _closed_reason(p: Proposal, now: int) -> tuple[str, str]:
     if state is State.ACTIVE and now >= p.ends_at:
         return "voting_closed", f"voting closed at {p.ends_at}"
     return "voting_closed", f"the proposal is {state.value}"
-
-
-def cast_vote(session: Session, runtime: Runtime, envelope: Envelope) -> Accepted:
-    """Verify and record one signed vote in the caller's transaction (the HTTP path batches
-    votes through :mod:`voting.writer`). Raises the vote's error if it is refused."""
-    outcome = record_votes(session, runtime, [verify(runtime, envelope, ("Vote",))])[0]
-    if isinstance(outcome, GovernanceError):
-        raise outcome
-    return outcome
 
 
 @dataclass(frozen=True)
