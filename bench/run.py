@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-rate", type=int, default=500)
     parser.add_argument("--read-seconds", type=float, default=10)
     parser.add_argument("--phases", default="ingest,finalize")
-    parser.add_argument("--profile", action="store_true", help="attach py-spy to the server while votes arrive")
+    parser.add_argument("--profile", action="store_true",
+                        help="attach py-spy (pip install py-spy) to the server while votes arrive")
     parser.add_argument("--no-report", action="store_true", help="print only; leave results.json and README alone")
     args = parser.parse_args(argv)
     deploy.WORK.mkdir(exist_ok=True)
