@@ -139,7 +139,7 @@ class Profiler:
         self.out = deploy.WORK / f"profile-{name}.txt"
         spy = Path(sys.executable).with_name("py-spy")
         self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--format", "raw", "--threads",
-                                      "--rate", "200", "--output", str(self.out), "--nonblocking"],
+                                      "--rate", "200", "--gil", "--output", str(self.out), "--nonblocking"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
 

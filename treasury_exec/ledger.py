@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -25,15 +25,23 @@ def balance_at(session: Session, address: str, seq: int) -> int:
     return int(row) if row is not None else 0
 
 
+def _balances_statement():
+    t = TokenCheckpoint.__table__  # type: ignore[attr-defined]
+    c = t.alias("c")
+    latest = (sa_select(func.max(t.c.seq)).where(t.c.account == c.c.account, t.c.seq <= bindparam("seq"))
+              .scalar_subquery())
+    return sa_select(c.c.account, c.c.balance).where(c.c.account.in_(bindparam("accounts", expanding=True)),
+                                                     c.c.seq == latest)
+
+
+_BALANCES_AT = _balances_statement()  # built once: the vote writer runs it for every batch
+
+
 def balances_at(session: Session, addresses: Collection[str], seq: int) -> dict[str, int]:
     """:func:`balance_at` for many holders in one query (holders without tokens are left out)."""
     if not addresses:
         return {}
-    c = TokenCheckpoint.__table__.alias("c")
-    latest = (select(func.max(TokenCheckpoint.seq))
-              .where(TokenCheckpoint.account == c.c.account, TokenCheckpoint.seq <= seq).scalar_subquery())
-    rows = session.execute(sa_select(c.c.account, c.c.balance)
-                           .where(c.c.account.in_(set(addresses)), c.c.seq == latest))
+    rows = session.connection().execute(_BALANCES_AT, {"accounts": sorted(set(addresses)), "seq": seq})
     return {account: int(balance) for account, balance in rows}
 
 
