@@ -91,6 +91,11 @@ class Server:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -202,9 +207,13 @@ def ingestion(kind: str, votes: int, connections: int, raw: dict[str, Any] | Non
         asyncio.run(loadgen.closed_loop("127.0.0.1", server.port, warmup, connections))
         for scheme, requests in bodies.items():
             spy = Profiler(server.proc.pid, f"{kind}-{scheme}") if profile else None
+            cpu0, own0 = server.cpu_seconds(), time.process_time()
             result = asyncio.run(loadgen.closed_loop("127.0.0.1", server.port, requests, connections,
                                                      keep_bodies=True))
             summary = result.summary()
+            # cores busy during the run: the server's, and the load generator's (this process)
+            summary["server_cores"] = round((server.cpu_seconds() - cpu0) / result.elapsed, 2)
+            summary["loadgen_cores"] = round((time.process_time() - own0) / result.elapsed, 2)
             bad = [(i, s, b[:200]) for i, s, b in result.bodies if s != 201]
             if bad:
                 say(f"  {scheme}: {len(bad)} votes not accepted, e.g. {bad[:3]}")
@@ -215,7 +224,8 @@ def ingestion(kind: str, votes: int, connections: int, raw: dict[str, Any] | Non
             out[scheme] = summary
             say(f"  {kind:8} {scheme:8} {accepted_rate:7.0f} votes/s  p50 {summary['p50_ms']:6.1f} ms"
                 f"  p99 {summary['p99_ms']:6.1f} ms  ratio to raw {summary['ratio_to_raw']:.2f}"
-                f"  ({summary['accepted']}/{len(requests)} accepted)")
+                f"  ({summary['accepted']}/{len(requests)} accepted; cores busy: server"
+                f" {summary['server_cores']:.2f}, load generator {summary['loadgen_cores']:.2f})")
             if spy:
                 summary["profile"] = spy.stop()
         tally = server.get(f"/v1/proposals/{pid}")["tally"]

@@ -19,11 +19,10 @@ from governance.errors import ServiceUnavailable
 from governance.http import (
     EXCEPTION_HANDLERS,
     SECURITY_COMPONENTS,
+    check_input,
     errors,
     provide_db,
     provide_runtime,
-    reject_nul,
-    strict_body,
 )
 from governance.ratelimit import rate_limit_middleware
 from governance.runtime import Runtime
@@ -131,7 +130,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             "db": Provide(provide_db),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        guards=[strict_body, reject_nul],
+        before_request=check_input,
         request_max_body_size=settings.max_body_bytes,
         middleware=[limiter] if limiter else [],
         cors_config=cors,

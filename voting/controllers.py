@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -45,7 +44,7 @@ class VoteController(Controller):
         # The signature check is CPU work (~0.1 ms): done here, it needs no thread hop. The
         # vote then joins the next group commit; the answer comes once that commit is durable.
         verified = verify(runtime, data, ("Vote",))
-        accepted = await asyncio.wrap_future(vote_writer(runtime).submit(verified))
+        accepted = await vote_writer(runtime).submit_async(verified)
         return Response(accepted.receipt, status_code=201 if accepted.created else 200)
 
     @get("/v1/proposals/{proposal_id:str}/votes", operation_id="listVotes", sync_to_thread=True,

@@ -17,6 +17,7 @@ have their own writer; they serialize on the proposal row lock as single votes d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -38,7 +39,11 @@ _STOP = object()
 @dataclass
 class _Pending:
     verified: VerifiedMessage
-    future: Future[Accepted]
+    future: Future[Accepted] | asyncio.Future[Accepted]
+    loop: asyncio.AbstractEventLoop | None  # the event loop of an asyncio future; None for a thread's
+
+
+Outcome = Accepted | BaseException
 
 
 class VoteWriter:
@@ -52,11 +57,19 @@ class VoteWriter:
         self._thread.start()
 
     def submit(self, verified: VerifiedMessage) -> Future[Accepted]:
-        """Queue a verified vote; the future resolves once its batch is committed (or raises the
-        vote's own error, or the batch's)."""
-        pending = _Pending(verified, Future())
+        """Queue a verified vote from any thread; the future resolves once its batch is committed
+        (or raises the vote's own error, or the batch's)."""
+        pending = _Pending(verified, Future(), None)
         self._queue.put(pending)
-        return pending.future
+        return pending.future  # type: ignore[return-value]
+
+    def submit_async(self, verified: VerifiedMessage) -> asyncio.Future[Accepted]:
+        """:meth:`submit` for a coroutine on the running event loop. The answers of a batch reach
+        each loop in one wake-up, where a thread future per vote would cost one each."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(verified, loop.create_future(), loop)
+        self._queue.put(pending)
+        return pending.future  # type: ignore[return-value]
 
     def stop(self) -> None:
         self._queue.put(_STOP)
@@ -78,43 +91,57 @@ class VoteWriter:
                     stopping = True  # write what came before it, then stop
                     break
                 batch.append(more)
-            self._write(batch)  # type: ignore[arg-type]
+            self._settle(batch, self._write(batch))  # type: ignore[arg-type]
 
-    def _write(self, batch: list[_Pending]) -> None:
-        votes = [p.verified for p in batch]
+    def _write(self, batch: list[_Pending]) -> list[Outcome]:
         try:
             with session_scope(self.runtime.engine) as session:
-                outcomes = record_votes(session, self.runtime, votes)
+                return record_votes(session, self.runtime, [p.verified for p in batch])  # type: ignore[return-value]
         except IntegrityError:
             # Another process stored one of these ballots between our lock and our insert
             # (cannot happen while the proposal row lock holds): decide each vote alone.
             log.warning("vote batch of %d hit a constraint; retrying its votes one by one", len(batch))
-            for pending in batch:
-                self._write_one(pending)
-            return
+            return [self._write_one(pending) for pending in batch]
         except BaseException as exc:  # the commit (or the database) failed: nothing was stored
             if not isinstance(exc, Exception):
                 log.exception("vote batch aborted")
-            for pending in batch:
-                pending.future.set_exception(exc)
-            return
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+            return [exc] * len(batch)
 
-    def _write_one(self, pending: _Pending) -> None:
+    def _write_one(self, pending: _Pending) -> Outcome:
         try:
             with session_scope(self.runtime.engine) as session:
-                outcome = record_votes(session, self.runtime, [pending.verified])[0]
+                return record_votes(session, self.runtime, [pending.verified])[0]
         except BaseException as exc:
-            pending.future.set_exception(exc)
-            return
-        if isinstance(outcome, BaseException):
-            pending.future.set_exception(outcome)
-        else:
-            pending.future.set_result(outcome)
+            return exc
+
+    @staticmethod
+    def _settle(batch: list[_Pending], outcomes: list[Outcome]) -> None:
+        """Answer every vote of a committed (or failed) batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Accepted], Outcome]]] = {}
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.loop is None:
+                _resolve(pending.future, outcome)
+            else:
+                by_loop.setdefault(pending.loop, []).append((pending.future, outcome))  # type: ignore[arg-type]
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, answers)
+            except RuntimeError:  # the loop is closed: nobody is waiting for these answers
+                log.warning("an event loop closed before %d vote answers reached it", len(answers))
+
+
+def _resolve(future: Future[Accepted] | asyncio.Future[Accepted], outcome: Outcome) -> None:
+    if future.done():  # the caller stopped waiting (its request was cancelled)
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _resolve_all(answers: list[tuple[asyncio.Future[Accepted], Outcome]]) -> None:
+    for future, outcome in answers:
+        _resolve(future, outcome)
 
 
 _lock = threading.Lock()
