@@ -26,6 +26,7 @@ from governance.db import session_scope, unavailable
 from governance.errors import BadRequest, GovernanceError, ServiceUnavailable
 from governance.keys import authenticate
 from governance.runtime import Runtime
+from governance.viewcache import view_cache
 
 log = logging.getLogger("governance.http")
 
@@ -153,6 +154,9 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
         raise
     else:
         await call(scope.__exit__, None, None, None)
+    finally:
+        if not inline:  # a write request may have changed any proposal's view
+            view_cache(runtime_of(request)).invalidate()
 
 
 async def read(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:

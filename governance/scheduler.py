@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from governance import domains
 from governance.runtime import Runtime
+from governance.viewcache import view_cache
 
 log = logging.getLogger("governance.scheduler")
 
@@ -32,6 +33,9 @@ def run_once(runtime: Runtime, jobs: list[Job] | None = None) -> dict[str, int]:
         except Exception:  # one failing job must not stop the others; it runs again next tick
             log.exception("scheduler job %s failed", name)
             done[name] = -1
+    # a job may have written without counting it (a failed execution attempt is recorded):
+    # views rendered before this tick may be stale
+    view_cache(runtime).invalidate()
     return done
 
 

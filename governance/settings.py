@@ -75,6 +75,7 @@ class Settings:
     max_clock_skew: int = 300
     vote_change: str = "latest"  # or "forbid"
     vote_batch_max: int = 256  # votes committed together at most (see voting.writer)
+    view_cache_ms: int = 1000  # how long a rendered proposal may be served from memory (governance.viewcache)
     guardians: tuple[str, ...] = ()
     # voting power
     power_source: str = "ledger"  # "ledger" | "erc20" | "holders-file"
@@ -136,6 +137,8 @@ class Settings:
                 raise SettingsError(f"rules for {kind} out of range")
         if self.vote_batch_max < 1:
             raise SettingsError("vote_batch_max must be at least 1")
+        if self.view_cache_ms < 0:
+            raise SettingsError("view_cache_ms cannot be negative (0 turns the cache off)")
         if self.vote_change not in ("latest", "forbid"):
             raise SettingsError("vote_change must be 'latest' or 'forbid'")
         if self.power_source not in ("ledger", "erc20", "holders-file"):

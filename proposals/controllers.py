@@ -9,10 +9,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlmodel import Session
 
+from governance.db import session_scope
 from governance.http import errors, read
 from governance.keys import authenticate
 from governance.runtime import Runtime
 from governance.signatures import Envelope
+from governance.viewcache import view_cache
 from proposals import service
 from proposals.schemas import ProposalPage, ProposalRead
 from proposals.views import render
@@ -51,9 +53,16 @@ class ProposalController(Controller):
     @get("/{proposal_id:str}", operation_id="getProposal",
          summary="One proposal: payload, state, timing, snapshot, live tally, result, execution",
          responses=errors(400, 404))
-    async def one(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-                  runtime: NamedDependency[Runtime]) -> ProposalRead:
-        return await read(runtime, lambda: render(db, runtime, [service.get_proposal(db, proposal_id)])[0])
+    async def one(self, proposal_id: FromPath[ProposalId], runtime: NamedDependency[Runtime]) -> ProposalRead:
+        key, now = proposal_id.lower(), runtime.clock.now()
+        cache = view_cache(runtime)
+        view = cache.get(key, now)
+        if view is None:
+            epoch = cache.epoch()
+            view = await read(runtime, _render_one, runtime, key)
+            cache.put(key, view, epoch, changes_at=min((t for t in (view.starts_at, view.ends_at) if t > now),
+                                                       default=None))
+        return view
 
     @post("/{proposal_id:str}/cancel", operation_id="cancelProposal", sync_to_thread=True, status_code=200,
           summary="Cancel: a signed Cancel by the proposer (while pending) or a guardian address, "
@@ -68,6 +77,11 @@ class ProposalController(Controller):
             key_id = authenticate(db, token, "guardian").id
         proposal = service.cancel_proposal(db, runtime, proposal_id, envelope=data, guardian_key_id=key_id)
         return render(db, runtime, [proposal])[0]
+
+
+def _render_one(runtime: Runtime, proposal_id: str) -> ProposalRead:
+    with session_scope(runtime.engine, write=False) as session:
+        return render(session, runtime, [service.get_proposal(session, proposal_id)])[0]
 
 
 ROUTES = [ProposalController]

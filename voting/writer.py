@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from governance.db import session_scope
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage
+from governance.viewcache import view_cache
 from voting.service import Accepted, record_votes
 
 log = logging.getLogger("voting.writer")
@@ -52,6 +53,7 @@ class VoteWriter:
     def __init__(self, runtime: Runtime, max_batch: int):
         self.runtime = runtime
         self.max_batch = max_batch
+        self.views = view_cache(runtime)
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="vote-writer", daemon=True)
         self._thread.start()
@@ -91,7 +93,10 @@ class VoteWriter:
                     stopping = True  # write what came before it, then stop
                     break
                 batch.append(more)
-            self._settle(batch, self._write(batch))  # type: ignore[arg-type]
+            outcomes = self._write(batch)  # type: ignore[arg-type]
+            # before anyone is answered: a client reading after its 2xx sees its vote counted
+            self.views.invalidate({p.verified.message_json["proposal"] for p in batch})  # type: ignore[union-attr]
+            self._settle(batch, outcomes)  # type: ignore[arg-type]
 
     def _write(self, batch: list[_Pending]) -> list[Outcome]:
         try:
