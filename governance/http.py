@@ -259,7 +259,7 @@ async def strict_body(connection: ASGIConnection, handler: BaseRouteHandler) -> 
         raise BadRequest(str(exc), code="invalid_body") from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter inside strings
         raise BadRequest(f"the body is not valid UTF-8 JSON: {exc}", code="invalid_json") from exc
-    if _JSON_NUL.search(raw):
+    if b"\\u0000" in raw and _JSON_NUL.search(raw):  # the regex costs ~14 µs a body: only when it may match
         raise BadRequest("a string in the body contains the NUL character (\\u0000)", code="nul_character")
 
 
