@@ -4,7 +4,6 @@ commits (one transaction per request)."""
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
@@ -22,6 +21,7 @@ from governance.signatures import (
     check_freshness,
     verify_envelope,
 )
+from governance.typed_data import canonical_bytes
 from proposals import validation
 from proposals.lifecycle import State, cancel_allowed, effective_state, timing
 from proposals.models import Proposal, ProposalEvent
@@ -31,7 +31,8 @@ _PROPOSAL_ID = re.compile(r"0x[0-9a-f]{64}")
 
 
 def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """A signed message as stored: :func:`governance.typed_data.canonical_bytes` as text."""
+    return canonical_bytes(obj).decode()
 
 
 def verify(runtime: Runtime, envelope: Envelope, allowed_types: tuple[str, ...]) -> VerifiedMessage:

@@ -23,6 +23,7 @@ from governance.typed_data import (
     Domain,
     Share,
     TypedDataEncoder,
+    canonical_bytes,
     canonical_json,
     decode_message,
     encode_type,
@@ -242,3 +243,18 @@ def test_signing_document() -> None:
     assert doc["ed25519"]["document"] == '{"domain":…,"message":…,"type":…}'
     assert "keys sorted at every level" in doc["ed25519"]["rules"]
     assert msgspec.json.decode(msgspec.json.encode(doc)) == doc  # serialisable as is
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**256), 2**256) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_canonical_bytes_is_sorted_compact_json_exactly(doc) -> None:
+    # what ed25519 wallets sign and what is stored: the encoder must not differ from the
+    # definition in one byte (key order, escapes, non-ASCII, big integers)
+    want = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical_bytes(doc) == want
