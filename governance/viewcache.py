@@ -15,15 +15,24 @@ this process keeps each rendered view until the first of:
 
 A render that raced with a write is never stored: :meth:`ViewCache.epoch` is taken before
 the database is read, and :meth:`ViewCache.put` stores only if no write was noted since.
+
+While votes stream in, every commit drops the view, and the reads that arrive before the
+next render would each render it again (on PostgreSQL, reads at 500/s during ingestion then
+queued for seconds). :meth:`ViewCache.fetch` lets them share one render instead, joining it
+only if no write was noted since it began, and not if the clock passed a moment that changes
+the view while it ran: a reader never gets a view older than a write answered before it came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ViewCache:
@@ -34,7 +43,10 @@ class ViewCache:
         self._entries: OrderedDict[str, tuple[Any, float, int | None]] = OrderedDict()
         self._epoch = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        # renders in progress, per event loop: (loop id, key) -> (epoch and clock time it began
+        # at, its future)
+        self._flights: dict[tuple[int, str], tuple[int, int, asyncio.Future[Any]]] = {}
+        self.hits = self.misses = self.shared = 0
 
     @property
     def enabled(self) -> bool:
@@ -67,6 +79,51 @@ class ViewCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+    async def fetch(self, key: str, now: int, render: Callable[[], Awaitable[T]],
+                    changes_at: Callable[[T, int], int | None]) -> T:
+        """The view of ``key`` at clock time ``now``: cached, or the result of a render of it
+        already running (begun since the last write), or of ``render()``. ``changes_at(view,
+        now)`` is the next clock time at which ``view`` would read differently (or None)."""
+        view = self.get(key, now)
+        if view is not None:
+            return view
+        loop = asyncio.get_running_loop()
+        flight_key = (id(loop), key)
+        epoch = self._epoch
+        flight = self._flights.get(flight_key)
+        if flight is not None and flight[0] == epoch:
+            began, shared = flight[1], flight[2]
+            try:
+                view = await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                if not shared.cancelled():
+                    raise  # this request was cancelled, not the render
+            else:
+                boundary = changes_at(view, began)  # the view is as of the clock time it began at
+                if boundary is None or now < boundary:
+                    self.shared += 1
+                    return view
+            # the render was cancelled, or the clock passed a boundary: render anew
+            epoch = self._epoch
+        future: asyncio.Future[T] = loop.create_future()
+        if self.enabled:
+            self._flights[flight_key] = (epoch, now, future)
+        try:
+            view = await render()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: nobody may be waiting for it
+            raise
+        finally:
+            if self._flights.get(flight_key, (0, 0, None))[2] is future:
+                del self._flights[flight_key]
+        future.set_result(view)
+        self.put(key, view, epoch, changes_at(view, now))
+        return view
 
     def invalidate(self, keys: Iterable[str] | None = None) -> None:
         """A write committed: drop these keys' views (every view when ``keys`` is None)."""

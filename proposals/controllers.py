@@ -54,15 +54,9 @@ class ProposalController(Controller):
          summary="One proposal: payload, state, timing, snapshot, live tally, result, execution",
          responses=errors(400, 404))
     async def one(self, proposal_id: FromPath[ProposalId], runtime: NamedDependency[Runtime]) -> ProposalRead:
-        key, now = proposal_id.lower(), runtime.clock.now()
-        cache = view_cache(runtime)
-        view = cache.get(key, now)
-        if view is None:
-            epoch = cache.epoch()
-            view = await read(runtime, _render_one, runtime, key)
-            cache.put(key, view, epoch, changes_at=min((t for t in (view.starts_at, view.ends_at) if t > now),
-                                                       default=None))
-        return view
+        key = proposal_id.lower()
+        return await view_cache(runtime).fetch(key, runtime.clock.now(),
+                                               lambda: read(runtime, _render_one, runtime, key), _changes_at)
 
     @post("/{proposal_id:str}/cancel", operation_id="cancelProposal", sync_to_thread=True, status_code=200,
           summary="Cancel: a signed Cancel by the proposer (while pending) or a guardian address, "
@@ -77,6 +71,11 @@ class ProposalController(Controller):
             key_id = authenticate(db, token, "guardian").id
         proposal = service.cancel_proposal(db, runtime, proposal_id, envelope=data, guardian_key_id=key_id)
         return render(db, runtime, [proposal])[0]
+
+
+def _changes_at(view: ProposalRead, now: int) -> int | None:
+    """When the clock alone changes this view: voting opens at starts_at, closes at ends_at."""
+    return min((t for t in (view.starts_at, view.ends_at) if t > now), default=None)
 
 
 def _render_one(runtime: Runtime, proposal_id: str) -> ProposalRead:

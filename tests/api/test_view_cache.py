@@ -9,6 +9,8 @@ served from the cache.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import update
 
@@ -183,3 +185,124 @@ def test_a_negative_ttl_is_refused() -> None:
 
     with pytest.raises(SettingsError, match="view_cache_ms"):
         load_settings(env={"DAO_VIEW_CACHE_MS": "-1"})
+
+
+# ViewCache.fetch: concurrent misses share one render, unless a write or the clock intervenes
+
+
+class _Renders:
+    """A render the test releases by hand, counting how many began."""
+
+    def __init__(self) -> None:
+        self.began = 0
+        self.gates: list[asyncio.Future] = []
+
+    def __call__(self, value: object):
+        async def render() -> object:
+            self.began += 1
+            gate = asyncio.get_running_loop().create_future()
+            self.gates.append(gate)
+            await gate
+            if isinstance(value, BaseException):
+                raise value
+            return value
+        return render
+
+    def release(self, i: int) -> None:
+        self.gates[i].set_result(None)
+
+
+async def _until(condition) -> None:
+    for _ in range(100):  # a few turns of the loop: the tasks only wait on each other
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+def _no_boundary(view: object, now: int) -> int | None:
+    return None
+
+
+def test_concurrent_misses_share_one_render() -> None:
+    async def scenario() -> None:
+        cache, renders = ViewCache(ttl_ms=1000), _Renders()
+        first = asyncio.ensure_future(cache.fetch("p", 0, renders("v1"), _no_boundary))
+        await asyncio.sleep(0)
+        others = [asyncio.ensure_future(cache.fetch("p", 0, renders("other"), _no_boundary)) for _ in range(5)]
+        await asyncio.sleep(0)
+        renders.release(0)
+        assert await first == "v1"
+        assert await asyncio.gather(*others) == ["v1"] * 5
+        assert renders.began == 1 and cache.shared == 5
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+
+
+def test_a_miss_after_a_write_does_not_join_a_render_begun_before_it() -> None:
+    async def scenario() -> None:
+        cache, renders = ViewCache(ttl_ms=1000), _Renders()
+        before = asyncio.ensure_future(cache.fetch("p", 0, renders("old"), _no_boundary))
+        await asyncio.sleep(0)
+        cache.invalidate({"p"})  # a vote committed and was answered
+        after = asyncio.ensure_future(cache.fetch("p", 0, renders("new"), _no_boundary))
+        await asyncio.sleep(0)
+        renders.release(0)
+        renders.release(1)
+        assert await before == "old" and await after == "new"
+        assert renders.began == 2
+        assert cache.get("p", 0) == "new"  # the older render, begun before the write, was not stored
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+
+
+def test_a_miss_past_a_clock_boundary_renders_anew() -> None:
+    async def scenario() -> None:
+        cache, renders = ViewCache(ttl_ms=1000), _Renders()
+
+        def opens_at_100(view: object, now: int) -> int | None:
+            return 100 if now < 100 else None
+
+        early = asyncio.ensure_future(cache.fetch("p", 99, renders("pending"), opens_at_100))
+        await asyncio.sleep(0)
+        late = asyncio.ensure_future(cache.fetch("p", 100, renders("active"), opens_at_100))
+        await asyncio.sleep(0)
+        renders.release(0)
+        await _until(lambda: renders.began == 2)  # the late reader saw "pending" was stale
+        renders.release(1)
+        assert await early == "pending" and await late == "active"
+        assert renders.began == 2
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+
+
+def test_a_failed_render_fails_its_waiters_and_is_not_stored() -> None:
+    async def scenario() -> None:
+        cache, renders = ViewCache(ttl_ms=1000), _Renders()
+        leader = asyncio.ensure_future(cache.fetch("p", 0, renders(LookupError("gone")), _no_boundary))
+        await asyncio.sleep(0)
+        waiter = asyncio.ensure_future(cache.fetch("p", 0, renders("unused"), _no_boundary))
+        await asyncio.sleep(0)
+        renders.release(0)
+        for task in (leader, waiter):
+            with pytest.raises(LookupError):
+                await task
+        assert cache.get("p", 0) is None and renders.began == 1
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+
+
+def test_a_waiter_renders_itself_when_the_leading_request_is_cancelled() -> None:
+    async def scenario() -> None:
+        cache, renders = ViewCache(ttl_ms=1000), _Renders()
+        leader = asyncio.ensure_future(cache.fetch("p", 0, renders("never"), _no_boundary))
+        await asyncio.sleep(0)
+        waiter = asyncio.ensure_future(cache.fetch("p", 0, renders("own"), _no_boundary))
+        await asyncio.sleep(0)
+        leader.cancel()  # the first client went away
+        await _until(lambda: renders.began == 2)
+        renders.release(1)
+        assert await waiter == "own"
+        assert leader.cancelled() and renders.began == 2
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
