@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sha3 import keccak_256
+
 from governance.hashing import keccak
 
 EMPTY_ROOT = b"\x00" * 32
@@ -36,18 +38,19 @@ class RootBuilder:
         self.leaves = 0
 
     def add(self, data: bytes) -> None:
+        # leaf_hash and node_hash inlined: a million-ballot tally calls this a million times,
+        # and the calls cost more than the hashing (tests/unit/test_merkle_stream.py checks
+        # the result against the level-by-level definition)
         self.leaves += 1
-        node, level = leaf_hash(data), 0
-        while True:
-            if level == len(self._pending):
-                self._pending.append(node)
-                return
-            left = self._pending[level]
+        node = keccak_256(b"\x00" + data).digest()
+        pending = self._pending
+        for level, left in enumerate(pending):
             if left is None:
-                self._pending[level] = node
+                pending[level] = node
                 return
-            self._pending[level] = None
-            node, level = node_hash(left, node), level + 1
+            pending[level] = None
+            node = keccak_256(b"\x01" + left + node if left <= node else b"\x01" + node + left).digest()
+        pending.append(node)
 
     def root(self) -> bytes:
         carry: bytes | None = None
