@@ -220,6 +220,17 @@ async def _until(condition) -> None:
     raise AssertionError("the condition never held")
 
 
+async def _started(awaitable) -> asyncio.Future:
+    """The awaitable as a task that has had one turn of the loop (it is waiting on its render)."""
+    task = asyncio.ensure_future(awaitable)
+    await asyncio.sleep(0)
+    return task
+
+
+def _run(scenario) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+
+
 def _no_boundary(view: object, now: int) -> int | None:
     return None
 
@@ -227,33 +238,30 @@ def _no_boundary(view: object, now: int) -> int | None:
 def test_concurrent_misses_share_one_render() -> None:
     async def scenario() -> None:
         cache, renders = ViewCache(ttl_ms=1000), _Renders()
-        first = asyncio.ensure_future(cache.fetch("p", 0, renders("v1"), _no_boundary))
-        await asyncio.sleep(0)
+        first = await _started(cache.fetch("p", 0, renders("v1"), _no_boundary))
         others = [asyncio.ensure_future(cache.fetch("p", 0, renders("other"), _no_boundary)) for _ in range(5)]
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # all five are waiting
         renders.release(0)
         assert await first == "v1"
         assert await asyncio.gather(*others) == ["v1"] * 5
         assert renders.began == 1 and cache.shared == 5
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+    _run(scenario)
 
 
 def test_a_miss_after_a_write_does_not_join_a_render_begun_before_it() -> None:
     async def scenario() -> None:
         cache, renders = ViewCache(ttl_ms=1000), _Renders()
-        before = asyncio.ensure_future(cache.fetch("p", 0, renders("old"), _no_boundary))
-        await asyncio.sleep(0)
+        before = await _started(cache.fetch("p", 0, renders("old"), _no_boundary))
         cache.invalidate({"p"})  # a vote committed and was answered
-        after = asyncio.ensure_future(cache.fetch("p", 0, renders("new"), _no_boundary))
-        await asyncio.sleep(0)
+        after = await _started(cache.fetch("p", 0, renders("new"), _no_boundary))
         renders.release(0)
         renders.release(1)
         assert await before == "old" and await after == "new"
         assert renders.began == 2
         assert cache.get("p", 0) == "new"  # the older render, begun before the write, was not stored
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+    _run(scenario)
 
 
 def test_a_miss_past_a_clock_boundary_renders_anew() -> None:
@@ -263,46 +271,40 @@ def test_a_miss_past_a_clock_boundary_renders_anew() -> None:
         def opens_at_100(view: object, now: int) -> int | None:
             return 100 if now < 100 else None
 
-        early = asyncio.ensure_future(cache.fetch("p", 99, renders("pending"), opens_at_100))
-        await asyncio.sleep(0)
-        late = asyncio.ensure_future(cache.fetch("p", 100, renders("active"), opens_at_100))
-        await asyncio.sleep(0)
+        early = await _started(cache.fetch("p", 99, renders("pending"), opens_at_100))
+        late = await _started(cache.fetch("p", 100, renders("active"), opens_at_100))
         renders.release(0)
         await _until(lambda: renders.began == 2)  # the late reader saw "pending" was stale
         renders.release(1)
         assert await early == "pending" and await late == "active"
         assert renders.began == 2
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+    _run(scenario)
 
 
 def test_a_failed_render_fails_its_waiters_and_is_not_stored() -> None:
     async def scenario() -> None:
         cache, renders = ViewCache(ttl_ms=1000), _Renders()
-        leader = asyncio.ensure_future(cache.fetch("p", 0, renders(LookupError("gone")), _no_boundary))
-        await asyncio.sleep(0)
-        waiter = asyncio.ensure_future(cache.fetch("p", 0, renders("unused"), _no_boundary))
-        await asyncio.sleep(0)
+        leader = await _started(cache.fetch("p", 0, renders(LookupError("gone")), _no_boundary))
+        waiter = await _started(cache.fetch("p", 0, renders("unused"), _no_boundary))
         renders.release(0)
         for task in (leader, waiter):
             with pytest.raises(LookupError):
                 await task
         assert cache.get("p", 0) is None and renders.began == 1
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+    _run(scenario)
 
 
 def test_a_waiter_renders_itself_when_the_leading_request_is_cancelled() -> None:
     async def scenario() -> None:
         cache, renders = ViewCache(ttl_ms=1000), _Renders()
-        leader = asyncio.ensure_future(cache.fetch("p", 0, renders("never"), _no_boundary))
-        await asyncio.sleep(0)
-        waiter = asyncio.ensure_future(cache.fetch("p", 0, renders("own"), _no_boundary))
-        await asyncio.sleep(0)
+        leader = await _started(cache.fetch("p", 0, renders("never"), _no_boundary))
+        waiter = await _started(cache.fetch("p", 0, renders("own"), _no_boundary))
         leader.cancel()  # the first client went away
         await _until(lambda: renders.began == 2)
         renders.release(1)
         assert await waiter == "own"
         assert leader.cancelled() and renders.began == 2
 
-    asyncio.run(asyncio.wait_for(scenario(), 10))  # a render nobody releases fails, never hangs
+    _run(scenario)
