@@ -138,11 +138,10 @@ def record_buyback(session: Session, runtime: Runtime, *, seller: str, amount: i
 
     def create() -> Buyback:
         now = runtime.clock.now()
+        legs = [Posting("bucket:buybacks", USD, -amount), Posting("external:buybacks", USD, amount),
+                Posting(f"holder:{seller}", sym, -tokens), Posting(f"issuance:{sym}", sym, tokens)]
         entry = journal.append_entry(session, kind="buyback", reference=reference, now=now, token_asset=sym,
-                                     postings=[
-            Posting("bucket:buybacks", USD, -amount), Posting("external:buybacks", USD, amount),
-            Posting(f"holder:{seller}", sym, -tokens), Posting(f"issuance:{sym}", sym, tokens),
-        ])
+                                     postings=legs)
         row = Buyback(reference=reference, seller=seller, amount=amount, tokens=tokens, journal_seq=entry.seq,
                       created_at=now)
         session.add(row)
