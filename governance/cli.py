@@ -68,8 +68,10 @@ def keys() -> None:
 @click.option("--label", default="")
 def keys_create(role: str, label: str) -> None:
     """Create a key. It is shown once: store it now."""
-    from governance.keys import create_key
+    from governance.keys import LABEL_MAX, create_key
 
+    if len(label) > LABEL_MAX:  # the column's length: PostgreSQL refused it with a traceback
+        raise click.BadParameter(f"at most {LABEL_MAX} characters", param_hint="--label")
     rt = _runtime()
     with session_scope(rt.engine) as session:
         made = create_key(session, role, label=label, now=rt.clock.now())

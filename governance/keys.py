@@ -33,10 +33,15 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+LABEL_MAX = 200  # ApiKey.label's column
+
+
 def create_key(session: Session, role: str, *, label: str = "", now: int) -> CreatedKey:
     """Make a new key for ``role``; the returned secret is never stored."""
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+    if len(label) > LABEL_MAX:
+        raise BadRequest(f"a key's label is at most {LABEL_MAX} characters", code="invalid_label")
     key = f"dao_{_ROLE_TAG[role]}_{secrets.token_urlsafe(32)}"
     row = ApiKey(role=role, key_hash=_hash(key), prefix=key[:14], label=label, created_at=now)
     session.add(row)

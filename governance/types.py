@@ -9,6 +9,7 @@ Python, where ints are exact; SQL only stores and compares for equality.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,24 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 UINT256_MAX = 2**256 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def parse_uint(text: str, maximum: int = UINT256_MAX) -> int | None:
+    """The value of a decimal string of ASCII digits, if it is at most ``maximum``; else None.
+
+    ``str.isdigit`` and ``int()`` are not that check: both take digits of every script
+    (``int("١٠٠")`` is 100), ``isdigit`` also takes ``"²"`` (which ``int()`` then refuses),
+    ``int()`` takes signs, spaces and ``_``, and refuses more than 4300 digits. A client's
+    number is read only in the one form everybody reads the same way.
+    """
+    if not _ASCII_DIGITS.fullmatch(text):  # fullmatch: no "\n" slips past the way "$" lets it
+        return None
+    significant = text.lstrip("0") or "0"
+    if len(significant) > len(str(maximum)):  # before int(): bounds its work
+        return None
+    value = int(significant)
+    return value if value <= maximum else None
 
 
 class Uint256(TypeDecorator[int]):

@@ -11,6 +11,7 @@ from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from governance.db import BIGINT_MAX
 from governance.errors import BadRequest, Conflict, Forbidden, NotFound
 from governance.ports import CANCEL_GUARD, POWER, TREASURY, PowerSource, Snapshot, TreasuryReader
 from governance.runtime import Runtime
@@ -22,6 +23,7 @@ from governance.signatures import (
     verify_envelope,
 )
 from governance.typed_data import canonical_bytes
+from governance.types import parse_uint
 from proposals import validation
 from proposals.lifecycle import State, cancel_allowed, effective_state, timing
 from proposals.models import Proposal, ProposalEvent
@@ -145,9 +147,12 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, pid = raw.split(":", 1)
-        if not _PROPOSAL_ID.fullmatch(pid):  # text from the client: it reaches the SQL query
-            raise ValueError(pid)
-        return int(created), pid
+        # text from the client, and both parts reach the SQL query: a time past BIGINT is not
+        # a value the driver can bind, and int() would also read other scripts' digits
+        at = parse_uint(created, BIGINT_MAX)
+        if at is None or not _PROPOSAL_ID.fullmatch(pid):
+            raise ValueError(raw)
+        return at, pid
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("the cursor is not one this service issued", code="invalid_cursor") from exc
 

@@ -16,7 +16,7 @@ from governance.keys import authenticate
 from governance.runtime import Runtime
 from treasury_exec import executions, service
 from treasury_exec.executions import chain_assets
-from treasury_exec.models import Buyback, ParameterVersion, Purchase
+from treasury_exec.models import Buyback, Deposit, ParameterVersion, Purchase
 from treasury_exec.schemas import (
     BuybackCreate,
     BuybackRead,
@@ -52,11 +52,24 @@ def _buyback(b: Buyback) -> BuybackRead:
                        journal_seq=b.journal_seq, created_at=b.created_at)
 
 
+def _deposit(d: Deposit) -> DepositRead:
+    return DepositRead(id=d.id or 0, reference=d.reference, journal_seq=d.journal_seq, bucket=d.bucket,
+                       asset=d.asset, amount=str(d.amount), balance=str(d.balance), created_at=d.created_at)
+
+
+IDEMPOTENT = ("201 when recorded. Idempotent by `reference`: 200 with the stored {what} when the same {what} "
+              "was recorded under it before (nothing new is stored); 409 `reference_conflict` for another "
+              "{what} under it.")
+
+
 def parameter_read(v: ParameterVersion) -> ParameterRead:
     return ParameterRead(id=v.id or 0, kind=v.kind, value=json.loads(v.value), created_at=v.created_at,
                          origin=v.origin, proposal_id=v.proposal_id)
 
 
+# Routes declare it `{execution_id:str}`: Litestar reads an `:int` path segment with int(), which
+# takes "+1", "1_0", " 1" and other scripts' digits ("١" was execution 1); as a str it is
+# converted like a query parameter, ASCII digits only.
 ExecutionId = Annotated[int, PathParameter(ge=1, le=BIGINT_MAX, description="execution id")]
 
 
@@ -91,8 +104,7 @@ class TreasuryController(Controller):
 
     @post("/purchases", operation_id="recordPurchase", sync_to_thread=True, guards=[require_role("operator")],
           security=OPERATOR, summary="Record a paid purchase: mint tokens at the price in force, split revenue",
-          description="201 when recorded; 200 with the first result when the reference was recorded before.",
-          responses=errors(400, 401, 403, 409, 413, 422))
+          description=IDEMPOTENT.format(what="purchase"), responses=errors(400, 401, 403, 409, 413, 422))
     def purchase(self, data: JSONBody[PurchaseCreate], db: NamedDependency[Session],
                  runtime: NamedDependency[Runtime]) -> Response[PurchaseRead]:
         row, created = service.record_purchase(db, runtime, buyer=data.buyer, payment=data.payment,
@@ -101,23 +113,22 @@ class TreasuryController(Controller):
 
     @post("/buybacks", operation_id="recordBuyback", sync_to_thread=True, guards=[require_role("operator")],
           security=OPERATOR, summary="Record a buyback: pay from the buybacks bucket, burn the tokens bought",
-          responses=errors(400, 401, 403, 409, 413, 422))
+          description=IDEMPOTENT.format(what="buyback"), responses=errors(400, 401, 403, 409, 413, 422))
     def buyback(self, data: JSONBody[BuybackCreate], db: NamedDependency[Session],
                 runtime: NamedDependency[Runtime]) -> Response[BuybackRead]:
         row, created = service.record_buyback(db, runtime, seller=data.seller, amount=data.amount,
                                               tokens=int(data.tokens), reference=data.reference)
         return Response(_buyback(row), status_code=201 if created else 200)
 
-
     @post("/deposits", operation_id="recordDeposit", sync_to_thread=True, guards=[require_role("operator")],
-          security=OPERATOR, summary="Credit on-chain funds the treasury received to a bucket (idempotent)",
-          responses=errors(400, 401, 403, 413, 422))
+          security=OPERATOR, summary="Credit on-chain funds the treasury received to a bucket",
+          description=IDEMPOTENT.format(what="deposit"), responses=errors(400, 401, 403, 409, 413, 422))
     def deposit(self, data: JSONBody[DepositCreate], db: NamedDependency[Session],
-                runtime: NamedDependency[Runtime]) -> DepositRead:
-        entry = service.record_deposit(db, runtime, bucket=data.bucket, asset=data.asset, amount=int(data.amount),
-                                       reference=data.reference, assets=set(chain_assets(runtime)))
-        return DepositRead(journal_seq=entry.seq, bucket=data.bucket, asset=data.asset, amount=data.amount,
-                           balance=str(service.bucket_balance(db, data.bucket, data.asset)))
+                runtime: NamedDependency[Runtime]) -> Response[DepositRead]:
+        row, created = service.record_deposit(db, runtime, bucket=data.bucket, asset=data.asset,
+                                              amount=int(data.amount), reference=data.reference,
+                                              assets=set(chain_assets(runtime)))
+        return Response(_deposit(row), status_code=201 if created else 200)
 
 
 class ExecutionController(Controller):
@@ -135,12 +146,12 @@ class ExecutionController(Controller):
         items = [execution_read(r, attempts.get(r.id or 0, [])) for r in rows]
         return ExecutionPage(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
 
-    @get("/{execution_id:int}", operation_id="getExecution", sync_to_thread=True, responses=errors(400, 404))
+    @get("/{execution_id:str}", operation_id="getExecution", sync_to_thread=True, responses=errors(400, 404))
     def one(self, execution_id: FromPath[ExecutionId], db: NamedDependency[Session]) -> ExecutionRead:
         ex = executions.get_execution(db, execution_id)
         return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
 
-    @post("/{execution_id:int}/claim", operation_id="claimExecution", sync_to_thread=True, status_code=200,
+    @post("/{execution_id:str}/claim", operation_id="claimExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Lease an external execution (the lease expires; an expired one may be claimed again)",
           responses=errors(400, 401, 403, 404, 409))
@@ -149,7 +160,7 @@ class ExecutionController(Controller):
         ex = executions.claim(db, runtime, execution_id, _executor(request, db))
         return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
 
-    @post("/{execution_id:int}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,
+    @post("/{execution_id:str}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Report the transfer made (transaction hash, checked on chain) or a reference",
           description="200 when recorded, and again for the identical completion; 409 for a different one.",
@@ -160,7 +171,7 @@ class ExecutionController(Controller):
                                     reference=data.reference)
         return Response(execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id]), status_code=200)
 
-    @post("/{execution_id:int}/fail", operation_id="failExecution", sync_to_thread=True, status_code=200,
+    @post("/{execution_id:str}/fail", operation_id="failExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Give up the lease with a reason; the execution becomes ready again",
           responses=errors(400, 401, 403, 404, 409, 413))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from governance.errors import Unprocessable
+from governance.types import UINT256_MAX
 from treasury_exec.models import AccountBalance, JournalEntry, JournalHead, JournalPosting, TokenCheckpoint
 
 GENESIS = "0" * 64
@@ -78,6 +79,8 @@ def append_entry(session: Session, *, kind: str, reference: str, postings: list[
         if after < 0 and not may_go_negative(account):
             code = "insufficient_tokens" if asset == token_asset else "insufficient_funds"
             raise Unprocessable(f"{account} holds {after - delta} {asset}; {-delta} needed", code=code)
+        if abs(after) > UINT256_MAX:  # past what the balance column holds (PostgreSQL: a 500)
+            raise Unprocessable(f"{account} would hold more than 2^256-1 {asset}", code="amount_too_large")
         new_balances[(account, asset)] = after
     seq = h.seq + 1
     digest = entry_hash(seq, kind, reference, now, memo, h.hash,

@@ -1,5 +1,6 @@
 """Treasury tables: the journal (append-only, double-entry, hash-chained), balances derived
-from it, token checkpoints for snapshots, purchases, buybacks, parameters and executions."""
+from it, token checkpoints for snapshots, purchases, buybacks, deposits, parameters and
+executions."""
 
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ class Purchase(SQLModel, table=True):
     buyer: str = Field(max_length=64)
     payment: int = Field(sa_type=Uint256)  # micro-USD
     tokens: int = Field(sa_type=Uint256)  # base units
-    price: int  # micro-USD per whole token, as in force
+    # micro-USD per whole token, as in force: a uint256 like the price a PriceChange signs (an
+    # INTEGER column ended every purchase in a 500 on PostgreSQL once a token cost $2,147.48)
+    price: int = Field(sa_type=Uint256)
     price_version: int
     allocation_version: int
     split: str = Field(sa_type=Text)  # JSON bucket -> micro-USD
@@ -90,6 +93,22 @@ class Buyback(SQLModel, table=True):
     seller: str = Field(max_length=64)
     amount: int = Field(sa_type=Uint256)  # micro-USD from the buybacks bucket
     tokens: int = Field(sa_type=Uint256)  # burned
+    journal_seq: int
+    created_at: int = Field(sa_type=Timestamp)
+
+
+class Deposit(SQLModel, table=True):
+    """On-chain funds credited to a bucket: one row per client reference, written in the
+    transaction of its journal entry, so a reference is journaled at most once."""
+
+    __tablename__ = "deposit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=200, unique=True)
+    bucket: str = Field(max_length=64)
+    asset: str = Field(max_length=32)
+    amount: int = Field(sa_type=Uint256)  # base units of the asset
+    balance: int = Field(sa_type=Uint256)  # the bucket's balance in the asset right after this deposit
     journal_seq: int
     created_at: int = Field(sa_type=Timestamp)
 

@@ -7,10 +7,21 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from governance.types import parse_uint
+
 Reference = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
 # bounded like a BIGINT: more is no real payment, and tokens minted from it must stay far below 2^256
 MicroUsd = Annotated[int, Meta(le=2**63 - 1, description="micro-USD (1 USD = 1,000,000)")]
 TokenAmount = Annotated[str, Meta(pattern=r"^(0|[1-9][0-9]{0,77})$", description="base units, decimal string")]
+
+
+def check_token_amounts(struct: msgspec.Struct, *names: str) -> None:
+    r"""What the ``TokenAmount`` pattern cannot say: at most 2^256-1, and nothing after the
+    digits (msgspec matches with ``re.search``, whose ``$`` also matches before a final
+    ``"\n"``: ``"100\n"`` passed and was read as 100). A ValueError is a 400 ``invalid_body``."""
+    for name in names:
+        if parse_uint(getattr(struct, name)) is None:
+            raise ValueError(f"`{name}` must be a decimal string of a uint256")
 
 
 class PurchaseCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,6 +49,9 @@ class BuybackCreate(msgspec.Struct, forbid_unknown_fields=True):
     amount: MicroUsd
     tokens: TokenAmount
     reference: Reference
+
+    def __post_init__(self) -> None:
+        check_token_amounts(self, "tokens")
 
 
 class BuybackRead(msgspec.Struct):
@@ -104,13 +118,21 @@ class DepositCreate(msgspec.Struct, forbid_unknown_fields=True):
     amount: TokenAmount
     reference: Reference
 
+    def __post_init__(self) -> None:
+        check_token_amounts(self, "amount")
+
 
 class DepositRead(msgspec.Struct):
+    """The deposit as stored (a replay answers with the first one's record)."""
+
+    id: int
+    reference: str
     journal_seq: int
     bucket: str
     asset: str
     amount: str
-    balance: str
+    balance: str  # the bucket's balance in the asset right after this deposit
+    created_at: int
 
 
 class AttemptRead(msgspec.Struct):
@@ -151,7 +173,8 @@ class ExecutionPage(msgspec.Struct):
 
 
 class CompleteRequest(msgspec.Struct, forbid_unknown_fields=True):
-    tx_hash: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{64}$")] | None = None
+    # the lengths close what "$" leaves open: "0x…\n" matched the pattern alone (see TokenAmount)
+    tx_hash: Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{64}$", min_length=66, max_length=66)] | None = None
     reference: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
 

@@ -4,11 +4,12 @@ passed in; the caller commits."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, select
 
-from governance.errors import BadRequest, Conflict, Unprocessable
+from governance.errors import BadRequest, Unprocessable
+from governance.idempotency import record_once
 from governance.runtime import Runtime
 from governance.signatures import normalize_address
 from treasury_exec import journal
@@ -16,6 +17,7 @@ from treasury_exec.journal import GENESIS, Posting
 from treasury_exec.models import (
     AccountBalance,
     Buyback,
+    Deposit,
     JournalEntry,
     JournalHead,
     JournalPosting,
@@ -25,6 +27,7 @@ from treasury_exec.models import (
 from treasury_exec.split import split_payment, tokens_for_payment
 
 USD = "USD"  # micro-USD, the internal asset revenue is kept in
+T = TypeVar("T")
 
 
 def initialise(session: Session, runtime: Runtime) -> None:
@@ -89,60 +92,79 @@ def _positive(value: int, name: str) -> int:
 def record_purchase(session: Session, runtime: Runtime, *, buyer: str, payment: int,
                     reference: str) -> tuple[Purchase, bool]:
     """Mint tokens for a paid purchase at the price in force and split the payment into the
-    buckets by the allocation in force. Idempotent by ``reference``: the same purchase again
-    returns the first result (``created=False``); different content under it is a 409."""
-    normalize_address(buyer)
+    buckets by the allocation in force. Idempotent by ``reference`` (:func:`record_once`): the
+    same purchase again returns the stored one (``created=False``); another under it is a 409."""
+    buyer = normalize_address(buyer)
     _positive(payment, "payment")
-    existing = session.exec(select(Purchase).where(Purchase.reference == reference)).first()
-    if existing is not None:
-        if (existing.buyer, existing.payment) != (buyer, payment):
-            raise Conflict(f"reference {reference!r} was used for another purchase", code="reference_conflict")
-        return existing, False
     s = runtime.settings
-    pv, av = price_version(session), allocation_version(session)
-    price, allocation = int(json.loads(pv.value)), json.loads(av.value)
-    tokens = tokens_for_payment(payment, price, s.token_decimals)
-    if tokens <= 0:
-        raise Unprocessable(f"{payment} micro-USD buys less than one base unit at {price}", code="payment_too_small")
-    parts = split_payment(payment, allocation)
-    postings = [Posting("external:payments", USD, -payment)]
-    postings += [Posting(f"bucket:{b}", USD, amount) for b, amount in parts.items() if amount]
-    postings += [Posting(f"issuance:{s.token_symbol}", s.token_symbol, -tokens),
-                 Posting(f"holder:{buyer}", s.token_symbol, tokens)]
-    now = runtime.clock.now()
-    entry = journal.append_entry(session, kind="purchase", reference=reference, postings=postings, now=now,
-                                 token_asset=s.token_symbol)
-    row = Purchase(reference=reference, buyer=buyer, payment=payment, tokens=tokens, price=price,
-                   price_version=pv.id, allocation_version=av.id, split=json.dumps(parts, sort_keys=True),
-                   journal_seq=entry.seq, created_at=now)
-    session.add(row)
-    session.flush()
-    return row, True
+
+    def create() -> Purchase:
+        pv, av = price_version(session), allocation_version(session)
+        price, allocation = int(json.loads(pv.value)), json.loads(av.value)
+        tokens = tokens_for_payment(payment, price, s.token_decimals)
+        if tokens <= 0:
+            raise Unprocessable(f"{payment} micro-USD buys less than one base unit at {price}",
+                                code="payment_too_small")
+        parts = split_payment(payment, allocation)
+        postings = [Posting("external:payments", USD, -payment)]
+        postings += [Posting(f"bucket:{b}", USD, amount) for b, amount in parts.items() if amount]
+        postings += [Posting(f"issuance:{s.token_symbol}", s.token_symbol, -tokens),
+                     Posting(f"holder:{buyer}", s.token_symbol, tokens)]
+        now = runtime.clock.now()
+        entry = journal.append_entry(session, kind="purchase", reference=reference, postings=postings, now=now,
+                                     token_asset=s.token_symbol)
+        row = Purchase(reference=reference, buyer=buyer, payment=payment, tokens=tokens, price=price,
+                       price_version=pv.id, allocation_version=av.id, split=json.dumps(parts, sort_keys=True),
+                       journal_seq=entry.seq, created_at=now)
+        session.add(row)
+        session.flush()
+        return row
+
+    _lock_journal(session)
+    return record_once(session, reference=reference, what="purchase", create=create,
+                       find=lambda: _by_reference(session, Purchase, reference),
+                       same=lambda p: (p.buyer, p.payment) == (buyer, payment))
 
 
 def record_buyback(session: Session, runtime: Runtime, *, seller: str, amount: int, tokens: int,
                    reference: str) -> tuple[Buyback, bool]:
     """Pay ``amount`` micro-USD from the buybacks bucket for ``tokens`` of ``seller``, and burn
-    them. 422 (nothing stored) when the bucket or the seller holds too little."""
-    normalize_address(seller)
+    them. 422 (nothing stored) when the bucket or the seller holds too little. Idempotent by
+    ``reference`` like a purchase."""
+    seller = normalize_address(seller)
     _positive(amount, "amount")
     _positive(tokens, "tokens")
-    existing = session.exec(select(Buyback).where(Buyback.reference == reference)).first()
-    if existing is not None:
-        if (existing.seller, existing.amount, existing.tokens) != (seller, amount, tokens):
-            raise Conflict(f"reference {reference!r} was used for another buyback", code="reference_conflict")
-        return existing, False
     sym = runtime.settings.token_symbol
-    now = runtime.clock.now()
-    entry = journal.append_entry(session, kind="buyback", reference=reference, now=now, token_asset=sym, postings=[
-        Posting("bucket:buybacks", USD, -amount), Posting("external:buybacks", USD, amount),
-        Posting(f"holder:{seller}", sym, -tokens), Posting(f"issuance:{sym}", sym, tokens),
-    ])
-    row = Buyback(reference=reference, seller=seller, amount=amount, tokens=tokens, journal_seq=entry.seq,
-                  created_at=now)
-    session.add(row)
-    session.flush()
-    return row, True
+
+    def create() -> Buyback:
+        now = runtime.clock.now()
+        legs = [Posting("bucket:buybacks", USD, -amount), Posting("external:buybacks", USD, amount),
+                Posting(f"holder:{seller}", sym, -tokens), Posting(f"issuance:{sym}", sym, tokens)]
+        entry = journal.append_entry(session, kind="buyback", reference=reference, now=now, token_asset=sym,
+                                     postings=legs)
+        row = Buyback(reference=reference, seller=seller, amount=amount, tokens=tokens, journal_seq=entry.seq,
+                      created_at=now)
+        session.add(row)
+        session.flush()
+        return row
+
+    _lock_journal(session)
+    return record_once(session, reference=reference, what="buyback", create=create,
+                       find=lambda: _by_reference(session, Buyback, reference),
+                       same=lambda b: (b.seller, b.amount, b.tokens) == (seller, amount, tokens))
+
+
+def _lock_journal(session: Session) -> None:
+    """Take the journal head's lock before looking a reference up: the lookup and the write
+    then happen under the one lock that serializes journal writers (a row lock on PostgreSQL;
+    SQLite's writers are serialized by BEGIN IMMEDIATE already). Looked up before the lock,
+    two identical requests both saw no record and both wrote: a deposit was journaled twice,
+    a purchase's second insert failed on the unique reference with a 500."""
+    journal.head(session, lock=True)
+
+
+def _by_reference(session: Session, model: type[T], reference: str) -> T | None:
+    return session.exec(select(model).where(model.reference == reference)).first()  # type: ignore[attr-defined]
 
 
 def transfer_tokens(session: Session, runtime: Runtime, *, sender: str, recipient: str, amount: int,
@@ -158,22 +180,32 @@ def transfer_tokens(session: Session, runtime: Runtime, *, sender: str, recipien
 
 
 def record_deposit(session: Session, runtime: Runtime, *, bucket: str, asset: str, amount: int,
-                   reference: str, assets: set[str]) -> JournalEntry:
-    """Credit funds the treasury received on chain to a bucket, in that asset (idempotent by
-    reference: the same deposit again returns its entry)."""
+                   reference: str, assets: set[str]) -> tuple[Deposit, bool]:
+    """Credit funds the treasury received on chain to a bucket, in that asset. Idempotent by
+    ``reference`` like a purchase: the same deposit again returns the stored one
+    (``created=False``), another deposit under it is a 409 ``reference_conflict``."""
     if bucket not in runtime.settings.buckets:
         raise Unprocessable(f"unknown bucket {bucket!r}", code="unknown_bucket")
     if asset not in assets:
         raise Unprocessable(f"asset {asset!r} is not a configured on-chain asset", code="unknown_asset")
     _positive(amount, "amount")
-    existing = session.exec(select(JournalEntry).where(JournalEntry.kind == "deposit",
-                                                       JournalEntry.reference == reference)).first()
-    if existing is not None:
-        return existing
-    return journal.append_entry(session, kind="deposit", reference=reference, now=runtime.clock.now(),
-                                token_asset=runtime.settings.token_symbol,
-                                postings=[Posting(f"external:deposits:{asset}", asset, -amount),
-                                          Posting(f"bucket:{bucket}", asset, amount)])
+
+    def create() -> Deposit:
+        now = runtime.clock.now()
+        entry = journal.append_entry(session, kind="deposit", reference=reference, now=now,
+                                     token_asset=runtime.settings.token_symbol,
+                                     postings=[Posting(f"external:deposits:{asset}", asset, -amount),
+                                               Posting(f"bucket:{bucket}", asset, amount)])
+        row = Deposit(reference=reference, bucket=bucket, asset=asset, amount=amount,
+                      balance=bucket_balance(session, bucket, asset), journal_seq=entry.seq, created_at=now)
+        session.add(row)
+        session.flush()
+        return row
+
+    _lock_journal(session)
+    return record_once(session, reference=reference, what="deposit", create=create,
+                       find=lambda: _by_reference(session, Deposit, reference),
+                       same=lambda d: (d.bucket, d.asset, d.amount) == (bucket, asset, amount))
 
 
 def bucket_balance(session: Session, bucket: str, asset: str = USD) -> int:

@@ -83,13 +83,17 @@ class PowerController(Controller):
     @post("/v1/power/holder-lists", operation_id="uploadHolderList", sync_to_thread=True,
           guards=[require_role("operator")], security=[{"operator": []}],
           summary="Upload a holder list (source holders-file); proposals created from now on use it",
-          responses=errors(400, 401, 403, 413, 422))
+          description="201 when stored. With a `reference`: 200 with the stored list when the same list "
+                      "(holders in any order, same label) was uploaded under it before; 409 "
+                      "`reference_conflict` for another list under it.",
+          responses=errors(400, 401, 403, 409, 413, 422))
     def upload(self, data: JSONBody[HolderListUpload], db: NamedDependency[Session],
-               runtime: NamedDependency[Runtime]) -> HolderListRead:
-        row = service.upload_holder_list(db, runtime, data)
+               runtime: NamedDependency[Runtime]) -> Response[HolderListRead]:
+        row, created = service.upload_holder_list(db, runtime, data)
         assert row.id is not None
-        return HolderListRead(id=row.id, merkle_root=row.merkle_root, total=str(row.total), holders=row.holders,
-                              label=row.label, uploaded_at=row.uploaded_at)
+        return Response(HolderListRead(id=row.id, merkle_root=row.merkle_root, total=str(row.total),
+                                       holders=row.holders, label=row.label, uploaded_at=row.uploaded_at,
+                                       reference=row.reference), status_code=201 if created else 200)
 
 
 ROUTES = [VoteController, PowerController]

@@ -14,6 +14,7 @@ from governance.errors import GovernanceError
 from governance.runtime import Runtime
 from governance.signatures import Envelope, verify_envelope
 from governance.typed_data import TYPES, Domain, TypedDataEncoder
+from governance.types import parse_uint
 from proposals.service import get_proposal
 from voting.models import TallyResult
 from voting.service import iter_ballots
@@ -82,7 +83,10 @@ def verify_export(doc: dict[str, Any], progress: Callable[[int], None] | None = 
             report.problems.append(f"proposal id {prop['id']} is not the hash of its message")
     except GovernanceError as exc:
         report.problems.append(f"proposal signature: {exc.code}: {exc.detail}")
-    weights = {k: int(v) for k, v in doc["snapshot"]["weights"].items()}
+    weights: dict[str, int] = {}
+    for voter, text in doc["snapshot"]["weights"].items():
+        weights[voter] = _amount(text, f"snapshot weight of {voter}", report)
+    supply = _amount(doc["snapshot"]["total"], "snapshot total", report)
     records: list[BallotRecord] = []
     for i, b in enumerate(doc["ballots"], 1):
         env = b["envelope"]
@@ -96,7 +100,7 @@ def verify_export(doc: dict[str, Any], progress: Callable[[int], None] | None = 
         if msg["proposal"] != prop["id"]:
             report.problems.append(f"{label}: votes on another proposal {msg['proposal']}")
             continue
-        weight = int(b["weight"])
+        weight = _amount(b["weight"], f"{label}: weight", report)
         if weights.get(v.signer) != weight:
             report.problems.append(f"{label}: weight {weight} differs from the snapshot weight "
                                    f"{weights.get(v.signer)}")
@@ -106,7 +110,7 @@ def verify_export(doc: dict[str, Any], progress: Callable[[int], None] | None = 
     report.ballots = len(records)
     totals, root = count(effective_ballots(records))
     rules = prop["rules"]
-    outcome = decide(totals, supply=int(doc["snapshot"]["total"]), quorum_bps=rules["quorum_bps"],
+    outcome = decide(totals, supply=supply, quorum_bps=rules["quorum_bps"],
                      approval_bps=rules["approval_bps"])
     report.outcome = outcome.name
     result = doc.get("result")
@@ -119,6 +123,17 @@ def verify_export(doc: dict[str, Any], progress: Callable[[int], None] | None = 
         if result.get(key) != value:
             report.problems.append(f"result {key}: the export says {result.get(key)!r}, recomputed {value!r}")
     return report
+
+
+def _amount(text: Any, what: str, report: VerifyReport) -> int:
+    """A weight or total as the service writes it: a decimal string of ASCII digits. Anything
+    else is named as a problem (and counts 0): int() would read "١٠٠" as 100, and an export
+    the service never wrote would verify as if it had."""
+    value = parse_uint(text) if isinstance(text, str) else None
+    if value is None:
+        report.problems.append(f"{what} is {text!r}, not a decimal string of a uint256")
+        return 0
+    return value
 
 
 def _envelope(raw: dict[str, Any]) -> Envelope:

@@ -69,6 +69,7 @@ class HolderList(SQLModel, table=True):
     """An uploaded holder list (e.g. an SPL token snapshot) and its Merkle root."""
 
     __tablename__ = "holder_list"
+    __table_args__ = (UniqueConstraint("reference", name="uq_holder_list_reference"),)
 
     id: int | None = Field(default=None, primary_key=True)
     merkle_root: str = Field(max_length=66)
@@ -76,6 +77,7 @@ class HolderList(SQLModel, table=True):
     holders: int
     label: str = Field(default="", max_length=200)
     uploaded_at: int = Field(sa_type=Timestamp)
+    reference: str | None = Field(default=None, max_length=200)  # the client's idempotency key, if it sent one
 
 
 class HolderBalance(SQLModel, table=True):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 
 class VoteReceipt(msgspec.Struct):
@@ -55,12 +56,17 @@ class PowerRead(msgspec.Struct):
 
 class Holder(msgspec.Struct, forbid_unknown_fields=True):
     address: str
-    balance: str  # base units, decimal string
+    balance: str  # base units, decimal string of ASCII digits (the service checks it: 400 invalid_balance)
 
 
 class HolderListUpload(msgspec.Struct, forbid_unknown_fields=True):
+    """A holder list. With a ``reference`` the upload is idempotent: the same list again under
+    it answers 200 with the stored list, another list under it 409 ``reference_conflict``.
+    Without one, every upload stores a new list (as before references existed)."""
+
     holders: list[Holder]
-    label: str = ""
+    label: Annotated[str, Meta(max_length=200)] = ""  # the column's length
+    reference: Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")] | None = None
 
 
 class HolderListRead(msgspec.Struct):
@@ -70,3 +76,4 @@ class HolderListRead(msgspec.Struct):
     holders: int
     label: str
     uploaded_at: int
+    reference: str | None = None

@@ -12,9 +12,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from governance.errors import BadRequest, Conflict, Forbidden, GovernanceError, NotFound, Unprocessable
+from governance.idempotency import record_once
 from governance.ports import POWER, PowerSource, Snapshot
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage, address_kind, check_freshness
+from governance.types import parse_uint
 from proposals.lifecycle import State, effective_state
 from proposals.models import Proposal
 from proposals.service import canonical, get_proposal
@@ -246,28 +248,44 @@ def power_of(session: Session, runtime: Runtime, address: str,
     return power.weight(session, snap, address), snap
 
 
-def upload_holder_list(session: Session, runtime: Runtime, upload: HolderListUpload) -> HolderList:
-    """Store a holder list with its Merkle root; proposals created from now on use it."""
+def upload_holder_list(session: Session, runtime: Runtime, upload: HolderListUpload) -> tuple[HolderList, bool]:
+    """Store a holder list with its Merkle root; proposals created from now on use it.
+
+    Returns ``(list, created)``. Under a ``reference`` the upload is idempotent: the same list
+    again (same holders and balances in any order, same label) returns the stored one with
+    ``created=False``; another list under it is a 409 ``reference_conflict``."""
     balances: dict[str, int] = {}
     for h in upload.holders:
         if address_kind(h.address) is None:
             raise BadRequest(f"{h.address!r} is not an EIP-55 or Solana address", code="invalid_address")
-        if not h.balance.isdigit() or int(h.balance) >= 2**256:
+        balance = parse_uint(h.balance)  # ASCII digits only: "١٠٠" is not 100 here, "²" not a number
+        if balance is None:
             raise BadRequest(f"balance of {h.address} is not a uint256 decimal string", code="invalid_balance")
         if h.address in balances:
             raise Unprocessable(f"{h.address} is listed twice", code="duplicate_holder")
-        balances[h.address] = int(h.balance)
+        balances[h.address] = balance
     if not balances:
         raise Unprocessable("the holder list is empty", code="empty_holder_list")
-    root = merkle.root(merkle.holder_leaf(a, balances[a]) for a in sorted(balances))
-    row = HolderList(merkle_root="0x" + root.hex(), total=sum(balances.values()), holders=len(balances),
-                     label=upload.label, uploaded_at=runtime.clock.now())
-    session.add(row)
-    session.flush()
-    assert row.id is not None
-    session.add_all(HolderBalance(list_id=row.id, address=a, balance=b) for a, b in balances.items())
-    session.flush()
-    return row
+    # the root commits to every (address, balance) in address order: the list's canonical form
+    root = "0x" + merkle.root(merkle.holder_leaf(a, balances[a]) for a in sorted(balances)).hex()
+
+    def create() -> HolderList:
+        row = HolderList(merkle_root=root, total=sum(balances.values()), holders=len(balances),
+                         label=upload.label, uploaded_at=runtime.clock.now(), reference=upload.reference)
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        session.add_all(HolderBalance(list_id=row.id, address=a, balance=b) for a, b in balances.items())
+        session.flush()
+        return row
+
+    if upload.reference is None:
+        return create(), True
+    reference = upload.reference
+    return record_once(
+        session, reference=reference, what="holder list", create=create,
+        find=lambda: session.exec(select(HolderList).where(HolderList.reference == reference)).first(),
+        same=lambda stored: (stored.merkle_root, stored.label) == (root, upload.label))
 
 
 def ballot_message(ballot: Ballot) -> dict:

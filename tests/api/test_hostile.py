@@ -29,7 +29,8 @@ from governance.typed_data import Domain
 from tests.support import TOKEN, Gov, Wallet, cancel_message, proposal_message, vote_message
 
 SETTINGS = {"voting_delay": 60, "voting_period": 600, "timelock": 300, "grace_period": 600,
-            "proposal_threshold": TOKEN, "external_buckets": ("development",)}
+            "proposal_threshold": TOKEN, "external_buckets": ("development",),
+            "chain_assets": json.dumps({"ETH": {"native": True, "decimals": 18, "mode": "external"}})}
 UINT256_OVER = str(2**256)  # one past the largest uint256
 SHARES = [("compute", 5000), ("development", 2000), ("treasury", 1500), ("buybacks", 1000), ("community", 500)]
 
@@ -63,7 +64,7 @@ class Req:
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
-    same_as: str | None = None
+    same_as: str | int | None = None
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -315,6 +316,55 @@ def proposals_cursor_with_nul(w: World) -> Req:
     return Req(f"/v1/proposals?cursor={cursor}", method="GET")
 
 
+def proposals_cursor(created: str) -> Req:
+    """A cursor of the form the service issues (``created_at:id``), with ``created`` as given."""
+    cursor = base64.urlsafe_b64encode(f"{created}:0x{'ab' * 32}".encode()).decode().rstrip("=")
+    return Req(f"/v1/proposals?cursor={cursor}", method="GET")
+
+
+def arabic_indic(n: int) -> str:
+    """``n`` in Arabic-Indic digits: int() reads "١٢" as 12, str.isdigit says yes."""
+    return "".join(chr(0x660 + int(d)) for d in str(n))
+
+
+DEPOSIT = "/v1/treasury/deposits"
+HOLDER_LISTS = "/v1/power/holder-lists"
+
+
+def deposit(w: World, **body: Any) -> Req:
+    """A deposit to ``community`` in ETH, by default well-formed."""
+    return Req(DEPOSIT, {"bucket": "community", "asset": "ETH", "amount": str(TOKEN), "reference": "d-1"} | body,
+               headers=w.auth("operator"))
+
+
+def holder_list(w: World, balance: str = "1", **body: Any) -> Req:
+    """A holder list of alice alone, by default well-formed."""
+    return Req(HOLDER_LISTS, {"holders": [{"address": w.alice.address, "balance": balance}]} | body,
+               headers=w.auth("operator"))
+
+
+def recorded_then(w: World, req: Req, **change: Any) -> Req:
+    """``req`` recorded once (201); then the same request again (a replay: 200 with the stored
+    record), or, with ``change``, another body under the same reference (409)."""
+    first = w.client.post(req.path, json=req.json, headers=req.headers)
+    assert first.status_code == 201, first.text
+    if change:
+        return Req(req.path, req.json | change, headers=req.headers)
+    return Req(req.path, req.json, headers=req.headers, same_as=first.json()["id"])
+
+
+def deposit_past_uint256(w: World) -> Req:
+    """A bucket already holding 2^256-1 of an asset: one more base unit is past its column."""
+    recorded_then(w, deposit(w, amount=str(2**256 - 1), reference="full"))
+    return deposit(w, amount="1", reference="one-more")
+
+
+def claim_by_path(w: World, execution_id: str) -> Req:
+    """A claim of a ready execution, its id spelt ``execution_id`` (the id is 1)."""
+    assert w.execution() == 1
+    return Req(f"/v1/executions/{execution_id}/claim", headers=w.auth("executor"))
+
+
 # --- the catalogue --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -433,7 +483,38 @@ CASES = [
     Case("purchase-payment-over-uint256", 400, "invalid_body", lambda w: purchase(w, payment=2**256)),
     Case("purchase-reference-with-nul", 400, "nul_character", lambda w: purchase(w, reference="p\x00")),
     Case("purchase-reference-reused", 409, "reference_conflict", purchase_reference_reused),
+    Case("replay-purchase", 200, None, lambda w: recorded_then(w, purchase(w))),
     Case("buyback-over-bucket", 422, "insufficient_funds", buyback_over_bucket),
+    Case("buyback-tokens-over-uint256", 400, "invalid_body",
+         lambda w: Req("/v1/treasury/buybacks", {"seller": w.alice.address, "amount": 1, "tokens": UINT256_OVER,
+                                                 "reference": "bb"}, headers=w.auth("operator"))),
+    Case("buyback-reference-reused", 409, "reference_conflict",
+         lambda w: recorded_then(w, Req("/v1/treasury/buybacks", {"seller": w.alice.address, "amount": 1,
+                                                                   "tokens": str(TOKEN), "reference": "bb"},
+                                        headers=w.auth("operator")), tokens=str(2 * TOKEN))),
+    # deposits: amounts within uint256 and read as written; one deposit per reference
+    Case("deposit-amount-over-uint256", 400, "invalid_body", lambda w: deposit(w, amount=UINT256_OVER)),
+    Case("deposit-amount-78-nines", 400, "invalid_body", lambda w: deposit(w, amount="9" * 78)),
+    Case("deposit-amount-with-trailing-newline", 400, "invalid_body", lambda w: deposit(w, amount="5\n")),
+    Case("deposit-amount-in-arabic-indic-digits", 400, "invalid_body", lambda w: deposit(w, amount=arabic_indic(5))),
+    Case("deposit-bucket-past-uint256", 422, "amount_too_large", deposit_past_uint256),
+    Case("deposit-reference-reused-other-amount", 409, "reference_conflict",
+         lambda w: recorded_then(w, deposit(w), amount=str(2 * TOKEN))),
+    Case("deposit-reference-reused-other-bucket", 409, "reference_conflict",
+         lambda w: recorded_then(w, deposit(w), bucket="compute")),
+    Case("replay-deposit", 200, None, lambda w: recorded_then(w, deposit(w))),
+    # holder lists: balances in ASCII digits, the label within its column, one list per reference
+    Case("holder-list-balance-superscript-two", 400, "invalid_balance", lambda w: holder_list(w, "\u00b2")),
+    Case("holder-list-balance-arabic-indic-digits", 400, "invalid_balance",
+         lambda w: holder_list(w, arabic_indic(100))),
+    Case("holder-list-balance-fullwidth-digits", 400, "invalid_balance",
+         lambda w: holder_list(w, "\uff11\uff10\uff10")),
+    Case("holder-list-balance-5000-digits", 400, "invalid_balance", lambda w: holder_list(w, "1" * 5000)),
+    Case("holder-list-balance-over-uint256", 400, "invalid_balance", lambda w: holder_list(w, UINT256_OVER)),
+    Case("holder-list-label-over-column", 400, "invalid_body", lambda w: holder_list(w, label="l" * 201)),
+    Case("holder-list-reference-reused", 409, "reference_conflict",
+         lambda w: recorded_then(w, holder_list(w, reference="snap"), label="another")),
+    Case("replay-holder-list", 200, None, lambda w: recorded_then(w, holder_list(w, reference="snap"))),
     # executor endpoints
     Case("claim-without-key", 401, "missing_api_key", lambda w: Req(f"/v1/executions/{w.execution()}/claim")),
     Case("claim-with-operator-key", 403, "wrong_role",
@@ -443,6 +524,12 @@ CASES = [
     Case("complete-by-executor-without-lease", 409, "not_claimed",
          lambda w: executor_call(w, "complete", {"reference": "paid"}, w.auth("executor"))),
     Case("complete-without-reference", 422, "reference_required", lambda w: executor_call(w, "complete", {})),
+    Case("complete-tx-hash-with-trailing-newline", 400, "invalid_body",
+         lambda w: executor_call(w, "complete", {"tx_hash": "0x" + "ab" * 32 + "\n"})),
+    # an execution id is ASCII digits: int() also reads "١", "+1" and "0_1" as 1
+    Case("claim-execution-id-in-arabic-indic-digits", 400, "invalid_body", lambda w: claim_by_path(w, arabic_indic(1))),
+    Case("claim-execution-id-with-plus-sign", 400, "invalid_body", lambda w: claim_by_path(w, "+1")),
+    Case("claim-execution-id-with-underscore", 400, "invalid_body", lambda w: claim_by_path(w, "0_1")),
     # bodies that are not what they claim to be
     Case("body-over-size-limit", 413, "payload_too_large",
          lambda w: Req(P, w.proposal_env(description="d" * 70_000))),
@@ -453,6 +540,9 @@ CASES = [
     # queries: read-only, but a hostile query must not be a 500 either
     Case("list-proposer-with-nul", 400, "nul_character", lambda w: Req(f"{P}?proposer=%00", method="GET")),
     Case("list-cursor-with-nul", 400, "invalid_cursor", proposals_cursor_with_nul),
+    Case("list-cursor-created-at-past-bigint", 400, "invalid_cursor", lambda w: proposals_cursor(str(10**23))),
+    Case("list-cursor-created-at-in-arabic-indic-digits", 400, "invalid_cursor",
+         lambda w: proposals_cursor(arabic_indic(w.now))),
 ]
 
 

@@ -34,3 +34,13 @@ def test_keys_lifecycle_through_the_cli(client, database_url, monkeypatch) -> No
 
     missing = runner.invoke(main, ["keys", "revoke", "999"])
     assert missing.exit_code != 0 and "no API key" in missing.output
+
+
+def test_key_label_past_its_column_is_refused_and_stores_nothing(client, database_url, monkeypatch) -> None:
+    monkeypatch.setenv("DAO_DATABASE_URL", database_url)
+    runner = CliRunner()
+    long = runner.invoke(main, ["keys", "create", "--role", "operator", "--label", "l" * 201])
+    assert long.exit_code == 2 and "--label" in long.output and "200" in long.output, long.output
+    assert "operator" not in runner.invoke(main, ["keys", "list"]).output
+    fits = runner.invoke(main, ["keys", "create", "--role", "operator", "--label", "l" * 200])
+    assert fits.exit_code == 0, fits.output
