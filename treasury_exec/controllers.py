@@ -28,6 +28,7 @@ from treasury_exec.schemas import (
     ExecutionRead,
     FailRequest,
     HistoryRead,
+    LedgerHead,
     LedgerPage,
     ParameterRead,
     PostingRead,
@@ -69,6 +70,7 @@ class TreasuryController(Controller):
     def state(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> TreasuryRead:
         s = service.treasury_state(db, runtime)
         s["assets"] = {a: {b.removeprefix("bucket:"): str(v) for b, v in m.items()} for a, m in s["assets"].items()}
+        s["ledger_head"] = LedgerHead(**s["ledger_head"])
         return TreasuryRead(**s)
 
     @get("/ledger", operation_id="listLedger", sync_to_thread=True,
