@@ -225,8 +225,9 @@ class _Audit:
         self.checkpoints_ok = self.balances_ok = 0
         c = TokenCheckpoint.__table__  # type: ignore[attr-defined]
         # Read in entry order so that it merges with the walk: the database sorts, spilling to
-        # disk if it must, and the rows stream.
-        self._result = session.execute(sa_select(c.c.seq, c.c.account, c.c.balance).order_by(c.c.seq, c.c.account),
+        # disk if it must, and the rows stream. Within one sequence the order is the
+        # collation's, which differs between databases: each sequence's rows are compared as a set.
+        self._result = session.execute(sa_select(c.c.seq, c.c.account, c.c.balance).order_by(c.c.seq),
                                        execution_options=_STREAM)
         self._rows = iter(self._result)
         self._next = next(self._rows, None)
@@ -255,9 +256,7 @@ class _Audit:
             return Problem("journal_head", f"expected seq {self.count} with hash {self.prev} (the last entry), "
                            f"found seq {h.seq} with hash {h.hash}", self.count + 1 if h.seq > self.count else h.seq)
         if self._next is not None:
-            seq, account, found = self._next
-            return _row_problem("token_checkpoint", f"account {account}, seq {seq}", None, found, seq,
-                                f"the journal ends at entry {self.count}")
+            return self._stray(f"the journal ends at entry {self.count}")
         return None
 
     def _entry(self, entry, legs: list[tuple[str, str, int]]) -> Problem | None:
@@ -293,15 +292,24 @@ class _Audit:
         self.prev, self.count = entry.hash, seq
         return self._checkpoints(seq, expected)
 
-    def _checkpoints(self, seq: int, expected: dict[str, int]) -> Problem | None:
-        found: dict[str, int] = {}
-        while self._next is not None and self._next.seq <= seq:
-            at, account, balance = self._next
-            if at < seq:  # every earlier entry took its own rows: no entry has this sequence
-                return _row_problem("token_checkpoint", f"account {account}, seq {at}", None, balance, at,
-                                    f"the journal has no entry {at}")
-            found[account] = balance
+    def _group(self) -> tuple[int, dict[str, int]]:
+        """The table's rows at its next sequence (as many as one entry posts to, unless forged)."""
+        assert self._next is not None
+        seq, found = self._next.seq, {}
+        while self._next is not None and self._next.seq == seq:
+            found[self._next.account] = self._next.balance
             self._next = next(self._rows, None)
+        return seq, found
+
+    def _stray(self, why: str) -> Problem:
+        seq, found = self._group()
+        account = min(found)
+        return _row_problem("token_checkpoint", f"account {account}, seq {seq}", None, found[account], seq, why)
+
+    def _checkpoints(self, seq: int, expected: dict[str, int]) -> Problem | None:
+        if self._next is not None and self._next.seq < seq:  # every earlier entry took its own rows
+            return self._stray(f"the journal has no entry {self._next.seq}")
+        found = self._group()[1] if self._next is not None and self._next.seq == seq else {}
         first = _first_difference(expected, found)
         if first is not None:
             account, want, have = first
