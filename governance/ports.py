@@ -9,13 +9,15 @@ ledger power source needs the token ledger. Each need is a small protocol here; 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
 TOKEN_LEDGER = "token_ledger"
+JOURNAL = "journal"  # JournalReader: the treasury journal's head, and the hash of any entry
+RECORDED_HEADS = "recorded_heads"  # list of (session) -> Iterable[RecordedHead]; see register_recorded_heads
 CANCEL_GUARD = "cancel_guard"  # (session, proposal_id) -> reason it cannot be canceled, or None
 TREASURY = "treasury"
 POWER = "power"
@@ -31,6 +33,44 @@ class TokenLedger(Protocol):
     def balances_at(self, session: Session, addresses: Collection[str], seq: int) -> dict[str, int]: ...
 
     def supply_at(self, session: Session, seq: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class JournalPoint:
+    """A point of the treasury journal: entry ``seq`` (0: before any) and that entry's hash.
+    Whoever kept a copy can later check the chain still holds exactly this entry."""
+
+    seq: int
+    hash: str
+
+
+class JournalReader(Protocol):
+    """The treasury journal's hash chain, read only."""
+
+    def head(self, session: Session) -> JournalPoint: ...
+
+    def point_at(self, session: Session, seq: int) -> JournalPoint:
+        """The entry ``seq`` as it stands (``seq`` 0: the genesis hash); LookupError if absent."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordedHead:
+    """A journal point another record keeps (a proposal's snapshot, a tally result): kind
+    (``proposal``, ``result``, …), the record's name in a report, and the point."""
+
+    kind: str
+    name: str
+    seq: int
+    hash: str
+
+
+RecordedHeads = Callable[[Session], Iterable[RecordedHead]]
+
+
+def register_recorded_heads(ports: dict[str, Any], provider: RecordedHeads) -> None:
+    """Let ``dao ledger verify`` check the journal points a domain recorded."""
+    ports.setdefault(RECORDED_HEADS, []).append(provider)
 
 
 class TreasuryReader(Protocol):

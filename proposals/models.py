@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Text
+from sqlalchemy import BigInteger, Index, Text
 from sqlmodel import Field, SQLModel
 
 from governance.types import Timestamp, Uint256
@@ -47,6 +47,11 @@ class Proposal(SQLModel, table=True):
     snapshot_ref: int = Field(sa_type=Timestamp)  # ledger sequence, block number or list id
     snapshot_total: int = Field(sa_type=Uint256)  # voting supply there, excluded accounts removed
     proposer_weight: int = Field(sa_type=Uint256)
+    # the treasury journal's head there (for the ledger source, the entry ``snapshot_ref``):
+    # anyone holding a copy can check the journal was not rewritten or cut below it since.
+    # Null on proposals accepted before it was recorded.
+    journal_seq: int | None = Field(default=None, sa_type=BigInteger)
+    journal_hash: str | None = Field(default=None, max_length=64)
 
     # lifecycle (see proposals.lifecycle); stored states only
     state: str = Field(default="pending", max_length=16)

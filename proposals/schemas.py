@@ -26,6 +26,14 @@ class TallyView(msgspec.Struct):
     passing: bool  # what the outcome would be if voting ended now
 
 
+class LedgerHead(msgspec.Struct):
+    """A point of the treasury journal: entry ``seq`` (0: none yet) and its hash. Keep a copy:
+    ``dao ledger verify --expect SEQ:HASH`` checks the journal still holds it unchanged."""
+
+    seq: int
+    hash: str
+
+
 class ResultView(msgspec.Struct):
     """The final, immutable result the scheduler stored."""
 
@@ -41,6 +49,7 @@ class ResultView(msgspec.Struct):
     approval_bps: int = 0
     merkle_root: str = ""
     tallied_at: int = 0
+    ledger_head: LedgerHead | None = None  # the journal's head when tallied (null: before it was recorded)
 
 
 class AttemptView(msgspec.Struct):
@@ -64,6 +73,7 @@ class SnapshotView(msgspec.Struct):
     source: str
     ref: int
     total: str
+    ledger_head: LedgerHead | None = None  # the journal's head at the snapshot (null: before it was recorded)
 
 
 class RulesView(msgspec.Struct):

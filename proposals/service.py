@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import and_, or_
@@ -13,7 +14,18 @@ from sqlmodel import Session, select
 
 from governance.db import BIGINT_MAX
 from governance.errors import BadRequest, Conflict, Forbidden, NotFound
-from governance.ports import CANCEL_GUARD, POWER, TREASURY, PowerSource, Snapshot, TreasuryReader
+from governance.ports import (
+    CANCEL_GUARD,
+    JOURNAL,
+    POWER,
+    TREASURY,
+    JournalPoint,
+    JournalReader,
+    PowerSource,
+    RecordedHead,
+    Snapshot,
+    TreasuryReader,
+)
 from governance.runtime import Runtime
 from governance.signatures import (
     Envelope,
@@ -67,6 +79,7 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
             f"{verified.signer} holds {weight} at the snapshot; proposing needs {threshold}",
             code="below_proposal_threshold",
         )
+    point = journal_point(session, runtime, snapshot)
     s = runtime.settings
     rules = s.rules_for(verified.primary_type)
     t = timing(now, s.voting_delay, s.voting_period)
@@ -78,7 +91,7 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
         voting_delay=s.voting_delay, voting_period=s.voting_period, timelock=s.timelock,
         grace_period=s.grace_period, vote_change=s.vote_change, snapshot_source=snapshot.source,
         snapshot_ref=snapshot.ref, snapshot_total=snapshot.total, proposer_weight=weight,
-        state=State.PENDING.value, updated_at=now,
+        journal_seq=point.seq, journal_hash=point.hash, state=State.PENDING.value, updated_at=now,
     )
     try:
         with session.begin_nested():  # a racing identical submission must not fail the request
@@ -91,6 +104,30 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
         return existing, False
     record_event(session, proposal_id, "created", now, verified.signer)
     return proposal, True
+
+
+def journal_point(session: Session, runtime: Runtime, snapshot: Snapshot) -> JournalPoint:
+    """The treasury journal's head to freeze with a snapshot. On the ledger source the snapshot
+    is a journal sequence and the point is that very entry (another writer may have appended
+    since it was read); on every other source, the head now."""
+    journal: JournalReader = runtime.port(JOURNAL)
+    if snapshot.source == "ledger":
+        return journal.point_at(session, snapshot.ref)
+    return journal.head(session)
+
+
+def recorded_heads(session: Session, batch: int = 1000) -> Iterator[RecordedHead]:
+    """Every journal head a proposal recorded, for ``dao ledger verify`` (in id order, by pages)."""
+    after = ""
+    while True:
+        rows = session.exec(select(Proposal.id, Proposal.journal_seq, Proposal.journal_hash)
+                            .where(Proposal.id > after, Proposal.journal_seq.is_not(None))  # type: ignore[union-attr]
+                            .order_by(Proposal.id).limit(batch)).all()
+        for pid, seq, digest in rows:
+            yield RecordedHead("proposal", f"proposal {pid} (journal head at its snapshot)", seq, digest or "")
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
 
 
 def record_event(session: Session, proposal_id: str, event: str, at: int, actor: str, detail: str = "") -> None:

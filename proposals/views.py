@@ -13,7 +13,7 @@ from sqlmodel import Session
 from governance.runtime import Runtime
 from proposals.lifecycle import effective_state, voting_open
 from proposals.models import Proposal
-from proposals.schemas import ProposalRead, RulesView, SnapshotView
+from proposals.schemas import LedgerHead, ProposalRead, RulesView, SnapshotView
 
 PROPOSAL_VIEWS = "proposal_views"
 ViewProvider = Callable[[Session, Sequence[Proposal]], dict[str, dict[str, Any]]]
@@ -21,6 +21,11 @@ ViewProvider = Callable[[Session, Sequence[Proposal]], dict[str, dict[str, Any]]
 
 def register_view(runtime: Runtime, provider: ViewProvider) -> None:
     runtime.ports.setdefault(PROPOSAL_VIEWS, []).append(provider)
+
+
+def ledger_head(seq: int | None, digest: str | None) -> LedgerHead | None:
+    """A recorded journal head as the API shows it; None where none was recorded."""
+    return None if seq is None or digest is None else LedgerHead(seq=seq, hash=digest)
 
 
 def render(session: Session, runtime: Runtime, proposals: Sequence[Proposal]) -> list[ProposalRead]:
@@ -40,7 +45,8 @@ def render(session: Session, runtime: Runtime, proposals: Sequence[Proposal]) ->
             proposer=p.proposer, scheme=p.scheme, signature=p.signature, title=p.title,
             message=json.loads(p.message), created_at=p.created_at, starts_at=p.starts_at,
             ends_at=p.ends_at, voting_open=voting_open(p.state, p.starts_at, p.ends_at, now),
-            snapshot=SnapshotView(source=p.snapshot_source, ref=p.snapshot_ref, total=str(p.snapshot_total)),
+            snapshot=SnapshotView(source=p.snapshot_source, ref=p.snapshot_ref, total=str(p.snapshot_total),
+                                  ledger_head=ledger_head(p.journal_seq, p.journal_hash)),
             proposer_weight=str(p.proposer_weight),
             rules=RulesView(quorum_bps=p.quorum_bps, approval_bps=p.approval_bps,
                             voting_delay=p.voting_delay, voting_period=p.voting_period,

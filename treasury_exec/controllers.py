@@ -28,6 +28,7 @@ from treasury_exec.schemas import (
     ExecutionRead,
     FailRequest,
     HistoryRead,
+    LedgerHead,
     LedgerPage,
     ParameterRead,
     PostingRead,
@@ -78,10 +79,14 @@ class TreasuryController(Controller):
     tags = ["treasury"]
 
     @get("/", operation_id="getTreasury", sync_to_thread=True,
-         summary="Price, allocation, bucket balances, token supply")
+         summary="Price, allocation, bucket balances, token supply, the journal's head",
+         description="`ledger_head` is the journal's last entry and its hash: a copy kept now lets "
+                     "`dao ledger verify --expect SEQ:HASH` show later that the journal was not rewritten "
+                     "or cut below it. `ledger_seq` is `ledger_head.seq`.")
     def state(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> TreasuryRead:
         s = service.treasury_state(db, runtime)
         s["assets"] = {a: {b.removeprefix("bucket:"): str(v) for b, v in m.items()} for a, m in s["assets"].items()}
+        s["ledger_head"] = LedgerHead(**s["ledger_head"])
         return TreasuryRead(**s)
 
     @get("/ledger", operation_id="listLedger", sync_to_thread=True,

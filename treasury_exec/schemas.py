@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from governance.types import parse_uint
+from proposals.schemas import LedgerHead
 
 Reference = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
 # bounded like a BIGINT: more is no real payment, and tokens minted from it must stay far below 2^256
@@ -72,7 +73,8 @@ class TreasuryRead(msgspec.Struct):
     buckets: dict[str, int]  # micro-USD
     assets: dict[str, dict[str, str]]  # on-chain assets: asset -> bucket -> base units
     supply: str
-    ledger_seq: int
+    ledger_seq: int  # = ledger_head.seq, kept for older clients
+    ledger_head: LedgerHead  # the journal's last entry and its hash: keep it to check the journal later
 
 
 class PostingRead(msgspec.Struct):

@@ -221,10 +221,11 @@ def treasury_state(session: Session, runtime: Runtime) -> dict[str, Any]:
     usd = {b: buckets.get(USD, {}).get(b, 0) for b in s.buckets}
     supply = -journal.balance(session, f"issuance:{s.token_symbol}", s.token_symbol)
     pv, av = price_version(session), allocation_version(session)
+    h = journal.head(session)
     return {"price": int(json.loads(pv.value)), "price_version": pv.id, "allocation": json.loads(av.value),
             "allocation_version": av.id, "buckets": usd,
             "assets": {a: v for a, v in buckets.items() if a != USD}, "supply": str(supply),
-            "ledger_seq": journal.head(session).seq}
+            "ledger_seq": h.seq, "ledger_head": {"seq": h.seq, "hash": h.hash}}
 
 
 def ledger_page(session: Session, *, after: int, limit: int) -> list[tuple[JournalEntry, list[JournalPosting]]]:

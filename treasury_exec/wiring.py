@@ -1,16 +1,18 @@
-"""The ports the treasury provides: the token ledger, what proposal validation reads, the
-execution section of a proposal, and the guard against cancelling a transfer in flight."""
+"""The ports the treasury provides: the token ledger, the journal's head, what proposal
+validation reads, the execution section of a proposal, and the guard against cancelling a
+transfer in flight."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
-from governance.ports import CANCEL_GUARD, TOKEN_LEDGER, TREASURY
+from governance.ports import CANCEL_GUARD, JOURNAL, TOKEN_LEDGER, TREASURY
 from governance.runtime import Runtime
 from proposals.views import register_view
 from treasury_exec import service
 from treasury_exec.chain import parse_assets
 from treasury_exec.executions import cancel_guard
+from treasury_exec.journal import JournalReaderPort
 from treasury_exec.ledger import TokenLedgerPort
 from treasury_exec.views import execution_sections
 
@@ -32,6 +34,7 @@ class TreasuryReaderPort:
 
 def wire(runtime: Runtime) -> None:
     runtime.ports[TOKEN_LEDGER] = TokenLedgerPort()
+    runtime.ports[JOURNAL] = JournalReaderPort()
     runtime.ports[TREASURY] = TreasuryReaderPort(runtime)
     runtime.ports[CANCEL_GUARD] = cancel_guard
     register_view(runtime, execution_sections)

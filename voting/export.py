@@ -37,6 +37,7 @@ def build_export(session: Session, runtime: Runtime, proposal_id: str) -> dict[s
         "outcome": r.outcome, "for": str(r.for_votes), "against": str(r.against_votes),
         "abstain": str(r.abstain_votes), "voters": r.voters, "quorum": str(r.quorum),
         "quorum_reached": r.quorum_reached, "merkle_root": r.merkle_root, "tallied_at": r.tallied_at,
+        "ledger_head": _head(r.journal_seq, r.journal_hash),
     }
     return {
         "format": FORMAT,
@@ -50,10 +51,16 @@ def build_export(session: Session, runtime: Runtime, proposal_id: str) -> dict[s
             "rules": {"quorum_bps": p.quorum_bps, "approval_bps": p.approval_bps},
         },
         "snapshot": {"source": p.snapshot_source, "ref": p.snapshot_ref, "total": str(p.snapshot_total),
-                     "weights": weights},
+                     "ledger_head": _head(p.journal_seq, p.journal_hash), "weights": weights},
         "ballots": ballots,
         "result": result,
     }
+
+
+def _head(seq: int | None, digest: str | None) -> dict[str, Any] | None:
+    # the treasury journal's head recorded with the snapshot or the result: a copy published
+    # here is checked later with `dao ledger verify --expect SEQ:HASH`
+    return None if seq is None or digest is None else {"seq": seq, "hash": digest}
 
 
 @dataclass

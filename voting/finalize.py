@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 from sqlalchemy import update
 from sqlmodel import Session, select
 
 from governance.db import session_scope
 from governance.failpoints import failpoint
+from governance.ports import JOURNAL, JournalReader, RecordedHead
 from governance.runtime import Runtime
 from proposals.lifecycle import State, execution_window
 from proposals.models import Proposal
@@ -34,9 +36,10 @@ def due_proposals(session: Session, now: int, limit: int = 100) -> list[str]:
     ))
 
 
-def finalize(session: Session, proposal_id: str, now: int) -> TallyResult | None:
+def finalize(session: Session, proposal_id: str, now: int, *, journal: JournalReader) -> TallyResult | None:
     """Tally one proposal if it is still pending and its voting ended; None if another
-    process got there first (or it is not due)."""
+    process got there first (or it is not due). The result records the treasury journal's
+    head (``journal``) as it stands when tallied."""
     proposal = session.get(Proposal, proposal_id)
     if proposal is None or proposal.ends_at > now:
         return None
@@ -59,12 +62,13 @@ def finalize(session: Session, proposal_id: str, now: int) -> TallyResult | None
                   proposal_id, running_totals, totals)
     outcome = decide(totals, supply=proposal.snapshot_total, quorum_bps=proposal.quorum_bps,
                      approval_bps=proposal.approval_bps)
+    point = journal.head(session)
     result = TallyResult(
         proposal_id=proposal_id, outcome=outcome.name, for_votes=totals.for_votes,
         against_votes=totals.against_votes, abstain_votes=totals.abstain_votes, voters=totals.voters,
         quorum=outcome.quorum, quorum_reached=outcome.quorum_reached, supply=proposal.snapshot_total,
         quorum_bps=proposal.quorum_bps, approval_bps=proposal.approval_bps,
-        merkle_root="0x" + root.hex(), tallied_at=now,
+        merkle_root="0x" + root.hex(), tallied_at=now, journal_seq=point.seq, journal_hash=point.hash,
     )
     session.add(result)
     values: dict = {"tallied_at": now, "updated_at": now}
@@ -88,15 +92,30 @@ def finalize_due(runtime: Runtime) -> int:
     """Scheduler job: finalize every proposal whose voting ended. Each in its own transaction,
     so one failure does not hold back the others."""
     now = runtime.clock.now()
+    journal: JournalReader = runtime.port(JOURNAL)
     with session_scope(runtime.engine, write=False) as session:
         ids = due_proposals(session, now)
     done = 0
     for pid in ids:
         try:
             with session_scope(runtime.engine) as session:
-                if finalize(session, pid, now) is not None:
+                if finalize(session, pid, now, journal=journal) is not None:
                     done += 1
             failpoint("after_finalize_commit")  # tests: killed after the commit, before the next
         except Exception:
             log.exception("finalizing proposal %s failed; it will be retried", pid)
     return done
+
+
+def recorded_heads(session: Session, batch: int = 1000) -> Iterator[RecordedHead]:
+    """Every journal head a tally result recorded, for ``dao ledger verify`` (by pages)."""
+    after = ""
+    while True:
+        rows = session.exec(select(TallyResult.proposal_id, TallyResult.journal_seq, TallyResult.journal_hash)
+                            .where(TallyResult.proposal_id > after, TallyResult.journal_seq.is_not(None))  # type: ignore[union-attr]
+                            .order_by(TallyResult.proposal_id).limit(batch)).all()
+        for pid, seq, digest in rows:
+            yield RecordedHead("result", f"result of proposal {pid} (journal head when tallied)", seq, digest or "")
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from governance.types import Timestamp, Uint256
@@ -63,6 +63,9 @@ class TallyResult(SQLModel, table=True):
     approval_bps: int
     merkle_root: str = Field(max_length=66)
     tallied_at: int = Field(sa_type=Timestamp)
+    # the treasury journal's head when tallied (null on results stored before it was recorded)
+    journal_seq: int | None = Field(default=None, sa_type=BigInteger)
+    journal_hash: str | None = Field(default=None, max_length=64)
 
 
 class HolderList(SQLModel, table=True):

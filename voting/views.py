@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from proposals.models import Proposal
 from proposals.schemas import ResultView, TallyView
+from proposals.views import ledger_head
 from voting.models import ProposalTally, TallyResult
 from voting.tally import Totals, decide
 
@@ -38,6 +39,7 @@ def tally_sections(session: Session, proposals: Sequence[Proposal]) -> dict[str,
                 abstain=str(r.abstain_votes), ballots=r.voters, quorum=str(r.quorum),
                 quorum_reached=r.quorum_reached, supply=str(r.supply), quorum_bps=r.quorum_bps,
                 approval_bps=r.approval_bps, merkle_root=r.merkle_root, tallied_at=r.tallied_at,
+                ledger_head=ledger_head(r.journal_seq, r.journal_hash),
             )
         out[p.id] = section
     return out
