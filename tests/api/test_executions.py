@@ -206,13 +206,14 @@ def development(gov: Gov) -> tuple[int, int]:
 def test_external_claim_reserves_the_spend_until_it_ends(gov, runtime, executor_key) -> None:
     first, second = external_spends(gov, [1_500_000, 1_500_000])  # together more than the bucket's 2,000,000
     auth = ex_auth(executor_key)
-    r = gov.client.post(f"/v1/executions/{first}/claim", headers=auth)
-    assert r.status_code == 200 and r.json()["reserved"] == "1500000"
-    assert development(gov) == (500_000, 1_500_000)
+    claimed = gov.client.post(f"/v1/executions/{first}/claim", headers=auth)
+    assert claimed.status_code == 200
     # the executor pays now; nothing may drain the bucket before it reports: a second claim is refused
     r = gov.client.post(f"/v1/executions/{second}/claim", headers=auth)
     assert r.status_code == 409 and r.json()["error"] == "insufficient_funds", r.text
     assert gov.client.get(f"/v1/executions/{second}").json()["status"] == "ready"  # stored nothing
+    assert claimed.json()["reserved"] == "1500000"
+    assert development(gov) == (500_000, 1_500_000)
     gov.advance(121)  # the lease lapses; the reservation stays: the executor may have paid already
     assert development(gov) == (500_000, 1_500_000)
     r = gov.client.post(f"/v1/executions/{first}/complete", headers=auth, json={"reference": "wire-1"})
@@ -246,15 +247,16 @@ def test_external_claim_reserves_the_spend_until_it_ends(gov, runtime, executor_
 def test_completion_after_the_deadline_is_refused_as_expired(gov, runtime, executor_key) -> None:
     spend, ex = queued_external_spend(gov)
     auth = ex_auth(executor_key)
-    claimed = gov.client.post(f"/v1/executions/{ex}/claim", headers=auth).json()
     deadline = gov.get(spend)["deadline"]
-    assert claimed["deadline"] == deadline and claimed["lease_expires_at"] <= deadline
-    gov.advance(deadline - gov.now)  # the deadline, before any scheduler tick notices it
+    gov.advance(deadline - gov.now - 60)  # claimed a minute before the deadline, with a two-minute lease
+    claimed = gov.client.post(f"/v1/executions/{ex}/claim", headers=auth).json()
+    gov.advance(60)  # the deadline, before any scheduler tick notices it
     r = gov.client.post(f"/v1/executions/{ex}/complete", headers=auth, json={"reference": "wire-late"})
     assert r.status_code == 409, r.text
     assert r.json()["error"] == "execution_expired" and r.json()["status"] == "expired"
     after = gov.client.get(f"/v1/executions/{ex}").json()
     assert after["reference"] is None and after["attempts"] == []  # stored nothing
+    assert claimed["deadline"] == deadline and claimed["lease_expires_at"] == deadline  # the executor knew
     assert gov.get(spend)["state"] == "queued"
     assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 0
     gov.tick()
