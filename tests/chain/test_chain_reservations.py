@@ -7,6 +7,7 @@ from pathlib import Path
 
 from eth_account import Account
 from litestar.testing import TestClient
+from sqlalchemy import update
 from sqlmodel import select
 
 from governance.app import create_app
@@ -16,6 +17,7 @@ from governance.runtime import Runtime
 from governance.settings import load_settings
 from governance.setup import bootstrap
 from governance.viewcache import view_cache
+from proposals.models import Proposal
 from tests.chain.test_chain_execution import USDC, settings_for
 from tests.conftest import START, make_key
 from tests.support import Gov, Wallet
@@ -207,6 +209,32 @@ def test_transfer_whose_nonce_was_taken_is_released_and_retried(anvil, deploy, d
         assert p["state"] == "executed" and p["execution"]["status"] == "done"
         assert p["execution"]["tx_hash"] != signed.tx_hash
         assert t.sent_to(recipient.address) == 100 * USDC
+        assert t.usdc()["community"] == str(900 * USDC)
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_transfer_that_landed_but_cannot_be_journaled_ends_failed(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        ex_id, signed = t.sign_first_due()
+        # a fault: the proposal left `queued` under a signed transfer (what an unlocked cancel
+        # could do), so the landed transfer cannot mark it executed
+        with session_scope(t.rt.engine) as s:
+            s.execute(update(Proposal).where(Proposal.id == pid).values(state="canceled"))
+        t.settle()
+        t.clock.advance(3600)  # past the deadline, and ticks again: nothing loops, nothing changes
+        t.gov.tick()
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "failed", ex
+        assert "could not be journaled" in ex["last_error"] and signed.tx_hash in ex["last_error"]
+        assert [(a["ok"], a["tx_hash"]) for a in ex["attempts"]] == [(False, signed.tx_hash)]
+        assert t.sent_to(recipient.address) == 100 * USDC
+        assert ex["reserved"] == str(100 * USDC)  # the money left: it stays out of the bucket
         assert t.usdc()["community"] == str(900 * USDC)
         t.assert_books_hold()
     finally:
