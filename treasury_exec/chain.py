@@ -17,7 +17,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from governance.errors import ServiceUnavailable, Unprocessable
 from governance.failpoints import failpoint
@@ -139,7 +139,7 @@ class ChainClient:
             return fn(*args, **kwargs)
         except (TransactionNotFound, Unprocessable):
             raise
-        except Web3RPCError:
+        except (Web3RPCError, ContractLogicError):  # the node answered: a refusal or a revert, no outage
             raise
         except Exception as exc:  # connection refused, timeouts, malformed answers
             raise ServiceUnavailable(f"the chain RPC failed: {type(exc).__name__}", code="rpc_unavailable") from exc

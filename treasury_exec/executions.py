@@ -290,6 +290,11 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
             return "pending"
         receipt = client.receipt(signed.tx_hash)
     if receipt is None and not taken:
+        proposal = session.get(Proposal, ex.proposal_id)
+        if proposal is not None and now >= (proposal.deadline or 0):
+            # it may still land (and would then be journaled); only its nonce can stop it
+            _note(session, ex, f"not mined by the deadline: a transaction with nonce {signed.nonce} from the "
+                  "treasury account (say, a zero-value transfer to itself) ends it", now)
         return "pending"
     if receipt is not None and receipt.ok and receipt.confirmations < need:
         return "pending"
@@ -338,13 +343,13 @@ def record_failure(session: Session, runtime: Runtime, ex_id: int, now: int, exc
     if isinstance(exc, GovernanceError):
         reason = f"{exc.code}: {exc.detail}"
     elif isinstance(exc, ContractLogicError):
-        reason = f"the transfer would revert on chain: {exc}"
+        reason = f"the transfer would revert on chain ({type(exc).__name__}: {str(exc)[:300]})"
     else:  # anything else may carry internals: the log has them
         reason = f"unexpected error ({type(exc).__name__}); see the scheduler log"
-    ex = session.get(Execution, ex_id)
-    if ex is None or not _claim(session, ex_id, "ready", "ready", now):
+    taken = _take(session, ex_id, "ready", "ready", now)
+    if taken is None:
         return False
-    ex = session.get(Execution, ex_id, populate_existing=True)
+    ex, _ = taken
     fail_attempt(session, runtime, ex, now, process_actor(), reason)
     session.flush()
     return True

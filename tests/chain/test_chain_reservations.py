@@ -239,3 +239,63 @@ def test_transfer_that_landed_but_cannot_be_journaled_ends_failed(anvil, deploy,
         t.assert_books_hold()
     finally:
         t.close()
+
+
+def test_transfer_never_mined_ends_when_its_nonce_is_taken(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    w3 = anvil.w3
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        ex_id, signed = t.sign_first_due()
+        w3.provider.make_request("evm_setAutomine", [False])  # nothing gets mined: ours waits in the pool
+        t.clock.advance(3600)  # past eta + grace
+        t.gov.tick()
+        t.gov.tick()
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "signed" and t.gov.get(pid)["state"] == "queued"  # it may still land
+        assert f"nonce {signed.nonce}" in ex["last_error"] and ex["reserved"] == str(100 * USDC)
+        # what the README tells the operator: take the nonce with a transaction that pays more
+        fee = 4 * w3.eth.get_block("latest")["baseFeePerGas"] + 10 * 10**9
+        cancel = t.treasury.sign_transaction({
+            "to": t.treasury.address, "value": 0, "gas": 21_000, "nonce": signed.nonce, "chainId": 31337,
+            "maxFeePerGas": fee, "maxPriorityFeePerGas": 10 * 10**9})
+        w3.eth.send_raw_transaction(cancel.raw_transaction)
+        anvil.mine()
+        w3.provider.make_request("evm_setAutomine", [True])
+        assert w3.eth.get_transaction_receipt(cancel.hash)["status"] == 1
+        t.gov.tick()  # ours can never land now: released, a failed attempt
+        t.gov.tick()  # and past the deadline it expires
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "expired" and ex["reserved"] is None, ex
+        assert [a["ok"] for a in ex["attempts"]] == [False] and "nonce" in ex["attempts"][0]["reason"]
+        assert t.gov.get(pid)["state"] == "expired"
+        assert t.sent_to(recipient.address) == 0
+        assert t.usdc()["community"] == str(1000 * USDC)
+        t.assert_books_hold()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        t.close()
+
+
+def test_transfer_the_chain_refuses_is_a_visible_failed_attempt(anvil, deploy, database_url, tmp_path) -> None:
+    # the journal credits the bucket with more than the treasury account holds on chain
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=50 * USDC)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        t.gov.tick()
+        ex = t.gov.client.get("/v1/executions").json()["items"][0]
+        assert ex["status"] == "ready" and ex["reserved"] is None and ex["next_attempt_at"] == t.clock.now() + 60
+        assert [a["ok"] for a in ex["attempts"]] == [False]
+        assert "would revert" in ex["attempts"][0]["reason"] and ex["last_error"] == ex["attempts"][0]["reason"]
+        assert t.usdc()["community"] == str(1000 * USDC) and t.sent_transactions() == 0
+        t.clock.advance(3600)
+        t.gov.tick()
+        assert t.gov.get(pid)["state"] == "expired"
+        assert t.client.get(f"/v1/executions/{ex['id']}").json()["status"] == "expired"
+        t.assert_books_hold()
+    finally:
+        t.close()
