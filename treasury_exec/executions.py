@@ -130,8 +130,8 @@ def _claim(session: Session, ex_id: int, from_status: str, to_status: str, now: 
 
 def _take(session: Session, ex_id: int, from_status: str, to_status: str,
           now: int) -> tuple[Execution, Proposal] | None:
-    """Lock the proposal, then claim its execution; None if another runner has it, or the
-    proposal is no longer queued (expiry and cancellation take it from there)."""
+    """Lock the proposal, then move its execution from ``from_status`` to ``to_status``; None
+    if another runner has it. The caller checks what the (locked) proposal allows."""
     ex = session.get(Execution, ex_id)
     if ex is None:
         return None
