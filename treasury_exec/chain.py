@@ -17,7 +17,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from governance.errors import ServiceUnavailable, Unprocessable
 from governance.failpoints import failpoint
@@ -45,6 +45,8 @@ class ChainAsset:
     decimals: int
     mode: str  # "chain": the service sends; "external": an executor sends and reports
     token: str | None = None  # ERC-20 contract; None for the chain's native coin
+    # EIP-55 accounts whose payments an external executor may report as a spend of this asset
+    senders: tuple[str, ...] = ()
 
     @property
     def native(self) -> bool:
@@ -67,9 +69,22 @@ def parse_assets(raw: str) -> dict[str, ChainAsset]:
         token = cfg.get("token")
         if not cfg.get("native") and not (isinstance(token, str) and Web3.is_checksum_address(token)):
             raise ValueError(f"asset {symbol}: give an EIP-55 'token' address, or 'native': true")
+        senders = _senders(symbol, cfg.get("senders", []))
+        if mode == "external" and not senders:
+            raise ValueError(f"asset {symbol}: mode external needs 'senders', the accounts executors pay from")
         out[symbol] = ChainAsset(symbol=symbol, decimals=int(cfg.get("decimals", 18)), mode=mode,
-                                 token=None if cfg.get("native") else token)
+                                 token=None if cfg.get("native") else token, senders=senders)
     return out
+
+
+def _senders(symbol: str, raw: object) -> tuple[str, ...]:
+    """An asset's allowed senders: a list of distinct EIP-55 addresses (one canonical form, so
+    that a completion's payer is compared exactly)."""
+    if not isinstance(raw, list) or not all(isinstance(a, str) and Web3.is_checksum_address(a) for a in raw):
+        raise ValueError(f"asset {symbol}: 'senders' is a list of EIP-55 addresses")
+    if len(set(raw)) != len(raw):
+        raise ValueError(f"asset {symbol}: 'senders' lists an address twice")
+    return tuple(raw)
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,20 @@ class Receipt:
     ok: bool
     block: int
     confirmations: int
+
+
+@dataclass(frozen=True)
+class TransferCheck:
+    """What :meth:`ChainClient.check_transfer` found: ``ok``, or an error ``code`` and why."""
+
+    ok: bool
+    code: str = ""
+    why: str = ""
+
+
+def sender_of(raw: str) -> str:
+    """The EIP-55 account that signed a raw transaction."""
+    return Account.recover_transaction(raw)
 
 
 def load_treasury_account(settings: Settings) -> LocalAccount:
@@ -110,13 +139,22 @@ class ChainClient:
             return fn(*args, **kwargs)
         except (TransactionNotFound, Unprocessable):
             raise
-        except Web3RPCError:
+        except (Web3RPCError, ContractLogicError):  # the node answered: a refusal or a revert, no outage
             raise
         except Exception as exc:  # connection refused, timeouts, malformed answers
             raise ServiceUnavailable(f"the chain RPC failed: {type(exc).__name__}", code="rpc_unavailable") from exc
 
     def pending_nonce(self, address: str) -> int:
         return self._call(self.w3.eth.get_transaction_count, address, "pending")
+
+    def head_block(self) -> int:
+        return self._call(lambda: self.w3.eth.block_number)
+
+    def nonce_taken(self, address: str, nonce: int, confirmations: int) -> bool:
+        """Whether a transaction of ``address`` with ``nonce`` is mined in a block that has
+        ``confirmations`` already (so no other transaction with that nonce can land)."""
+        block = max(self.head_block() - max(confirmations, 1) + 1, 0)
+        return self._call(self.w3.eth.get_transaction_count, address, block) > nonce
 
     def sign_transfer(self, account: LocalAccount, asset: ChainAsset, recipient: str, amount: int,
                       nonce: int) -> SignedTransfer:
@@ -158,27 +196,43 @@ class ChainClient:
         return Receipt(tx_hash=tx_hash, ok=r["status"] == 1, block=r["blockNumber"],
                        confirmations=head - r["blockNumber"] + 1)
 
-    def transfer_matches(self, tx_hash: str, asset: ChainAsset, sender: str | None, recipient: str,
-                         amount: int) -> tuple[bool, str]:
-        """Whether a mined, successful transaction moved exactly ``amount`` of ``asset`` to
-        ``recipient`` (used to check what an external executor reports)."""
-        rec = self.receipt(tx_hash)
-        if rec is None:
-            return False, "no such transaction on chain"
-        if not rec.ok:
-            return False, "the transaction reverted"
+    def check_transfer(self, tx_hash: str, asset: ChainAsset, *, recipient: str, amount: int,
+                       after_block: int, confirmations: int) -> TransferCheck:
+        """Whether a transaction an external executor reports pays this spend: mined and
+        successful, in a block after ``after_block`` (the claim), moving exactly ``amount``
+        of ``asset`` to ``recipient`` from one of the asset's allowed senders, with
+        ``confirmations`` blocks on top. The payer is the native transfer's sender, or the
+        ``from`` of the token's ``Transfer`` event (the account whose tokens moved)."""
+        try:
+            r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
+        except TransactionNotFound:
+            return TransferCheck(False, "tx_mismatch", "no such transaction on chain")
+        if r["status"] != 1:
+            return TransferCheck(False, "tx_mismatch", "the transaction reverted")
+        block = r["blockNumber"]
+        if block <= after_block:
+            return TransferCheck(False, "tx_before_claim", f"it was mined in block {block}, not after the claim "
+                                 f"(block {after_block})")
+        want = Web3.to_checksum_address(recipient)
         if asset.native:
             tx = self._call(self.w3.eth.get_transaction, tx_hash)
-            ok = (tx["to"] or "").lower() == recipient.lower() and tx["value"] == amount
-            return ok, "" if ok else "the transaction does not pay that amount to the recipient"
-        r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
-        for lg in r["logs"]:
-            if lg["address"].lower() != asset.token.lower() or not lg["topics"] or lg["topics"][0] != TRANSFER_TOPIC:
-                continue
-            to = "0x" + lg["topics"][2].hex()[-40:]
-            value = int.from_bytes(bytes(lg["data"]), "big")
-            frm = "0x" + lg["topics"][1].hex()[-40:]
-            sender_ok = sender is None or frm.lower() == sender.lower()
-            if to.lower() == recipient.lower() and value == amount and sender_ok:
-                return True, ""
-        return False, "no Transfer of that amount to the recipient in the transaction"
+            paid = tx["to"] is not None and Web3.to_checksum_address(tx["to"]) == want and tx["value"] == amount
+            payers = [Web3.to_checksum_address(tx["from"])] if paid else []
+        else:
+            payers = []
+            for lg in r["logs"]:
+                if Web3.to_checksum_address(lg["address"]) != asset.token or len(lg["topics"]) != 3 \
+                        or lg["topics"][0] != TRANSFER_TOPIC:
+                    continue
+                to = Web3.to_checksum_address(lg["topics"][2][-20:])
+                if to == want and int.from_bytes(bytes(lg["data"]), "big") == amount:
+                    payers.append(Web3.to_checksum_address(lg["topics"][1][-20:]))
+        if not payers:
+            return TransferCheck(False, "tx_mismatch", f"it does not pay {amount} {asset.symbol} to the recipient")
+        if not set(payers) & set(asset.senders):
+            return TransferCheck(False, "sender_not_allowed", f"it pays from {', '.join(payers)}, not from a sender "
+                                 f"DAO_CHAIN_ASSETS allows for {asset.symbol}")
+        have = self.head_block() - block + 1
+        if have < max(confirmations, 1):
+            return TransferCheck(False, "tx_unconfirmed", f"it has {have} confirmations; {confirmations} needed")
+        return TransferCheck(True)

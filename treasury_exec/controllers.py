@@ -14,7 +14,7 @@ from governance.db import BIGINT_MAX
 from governance.http import errors, require_role
 from governance.keys import authenticate
 from governance.runtime import Runtime
-from treasury_exec import executions, service
+from treasury_exec import executions, external, reservations, service
 from treasury_exec.executions import chain_assets
 from treasury_exec.models import Buyback, Deposit, ParameterVersion, Purchase
 from treasury_exec.schemas import (
@@ -36,7 +36,7 @@ from treasury_exec.schemas import (
     PurchaseRead,
     TreasuryRead,
 )
-from treasury_exec.views import execution_read
+from treasury_exec.views import execution_read, execution_reads
 
 OPERATOR = [{"operator": []}]
 EXECUTOR = [{"executor": []}]
@@ -87,6 +87,7 @@ class TreasuryController(Controller):
         s = service.treasury_state(db, runtime)
         s["assets"] = {a: {b.removeprefix("bucket:"): str(v) for b, v in m.items()} for a, m in s["assets"].items()}
         s["ledger_head"] = LedgerHead(**s["ledger_head"])
+        s["reserved"] = {a: {b: str(v) for b, v in m.items()} for a, m in reservations.by_bucket(db).items()}
         return TreasuryRead(**s)
 
     @get("/ledger", operation_id="listLedger", sync_to_thread=True,
@@ -142,48 +143,55 @@ class ExecutionController(Controller):
 
     @get("/", operation_id="listExecutions", sync_to_thread=True,
          summary="Executions and their status (ready ones wait for an executor when mode is external)",
+         description="`status` filters by one of ready, claimed, signed, done, expired, canceled, failed "
+                     "(400 `invalid_filter` for any other); see ExecutionRead for what each means.",
          responses=errors(400))
     def list(self, db: NamedDependency[Session], status: FromQuery[str | None] = None,
              cursor: Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)] = 0,
              limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> ExecutionPage:
         rows = executions.list_executions(db, status=status, after=cursor, limit=limit)
-        attempts = executions.attempts_of(db, [r.id for r in rows if r.id is not None])
-        items = [execution_read(r, attempts.get(r.id or 0, [])) for r in rows]
+        items = execution_reads(db, rows)
         return ExecutionPage(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
 
     @get("/{execution_id:str}", operation_id="getExecution", sync_to_thread=True, responses=errors(400, 404))
     def one(self, execution_id: FromPath[ExecutionId], db: NamedDependency[Session]) -> ExecutionRead:
-        ex = executions.get_execution(db, execution_id)
-        return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
+        return execution_read(db, external.get_execution(db, execution_id))
 
     @post("/{execution_id:str}/claim", operation_id="claimExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
-          summary="Lease an external execution (the lease expires; an expired one may be claimed again)",
-          responses=errors(400, 401, 403, 404, 409))
+          summary="Lease an external execution and reserve its amount (an expired lease may be claimed again)",
+          description="409 `not_claimable` when another executor holds it, `insufficient_funds` when the bucket "
+                      "cannot cover it, `execution_expired` (with `status`) after the proposal's deadline.",
+          responses=errors(400, 401, 403, 404, 409, 503))
     def claim(self, request: Request, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
               runtime: NamedDependency[Runtime]) -> ExecutionRead:
-        ex = executions.claim(db, runtime, execution_id, _executor(request, db))
-        return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
+        ex = external.claim(db, runtime, execution_id, _executor(request, db))
+        return execution_read(db, ex)
 
     @post("/{execution_id:str}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
           summary="Report the transfer made (transaction hash, checked on chain) or a reference",
-          description="200 when recorded, and again for the identical completion; 409 for a different one.",
+          description="200 when recorded, and again for the identical completion; 409 for a different one, "
+                      "for a transaction that completed another execution (`tx_already_used`) and after the "
+                      "proposal's deadline (`execution_expired`, with `status`). 422 when the transaction does "
+                      "not pay this spend (`tx_mismatch`), pays from a sender the asset does not allow "
+                      "(`sender_not_allowed`), was mined before the claim (`tx_before_claim`) or lacks "
+                      "confirmations (`tx_unconfirmed`).",
           responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     def complete(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
                  db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> Response[ExecutionRead]:
-        ex, _ = executions.complete(db, runtime, execution_id, _executor(request, db), tx_hash=data.tx_hash,
-                                    reference=data.reference)
-        return Response(execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id]), status_code=200)
+        ex, _ = external.complete(db, runtime, execution_id, _executor(request, db), tx_hash=data.tx_hash,
+                                  reference=data.reference)
+        return Response(execution_read(db, ex), status_code=200)
 
     @post("/{execution_id:str}/fail", operation_id="failExecution", sync_to_thread=True, status_code=200,
           guards=[require_role("executor")], security=EXECUTOR,
-          summary="Give up the lease with a reason; the execution becomes ready again",
+          summary="Give up the lease with a reason; the reservation is released, the execution ready again",
           responses=errors(400, 401, 403, 404, 409, 413))
     def fail(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[FailRequest],
              db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> ExecutionRead:
-        ex = executions.fail(db, runtime, execution_id, _executor(request, db), data.reason)
-        return execution_read(ex, executions.attempts_of(db, [execution_id])[execution_id])
+        ex = external.fail(db, runtime, execution_id, _executor(request, db), data.reason)
+        return execution_read(db, ex)
 
 
 def _executor(request: Request, db: Session) -> str:

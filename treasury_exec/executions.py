@@ -1,4 +1,4 @@
-"""Executing queued proposals against the treasury, exactly once.
+"""Executing queued proposals against the treasury, exactly once, each to a visible end.
 
 Every execution is one row per proposal (unique), moved by conditional UPDATEs so that two
 schedulers and any number of external executors cannot both apply it:
@@ -6,15 +6,22 @@ schedulers and any number of external executors cannot both apply it:
 - ``parameters`` (PriceChange, AllocationChange) and ``internal`` spends run in one
   transaction: claim the row, apply the effect, mark it done and the proposal executed. The
   effect and the marks commit together or not at all.
-- ``chain`` spends are signed and stored before they are broadcast (see ``chain.py``); the
-  stored transaction is re-broadcast until its receipt arrives, and only a mined, confirmed
-  transfer is journaled and marks the proposal executed. A reverted one frees the row for a
-  new attempt; nothing else ever signs a second transfer for the same execution.
-- ``external`` executions wait for an executor key: claim (a lease), then complete (with a
-  transaction hash, verified on chain for on-chain assets) or fail.
+- ``chain`` spends are signed and stored before they are broadcast (see ``chain.py``), and
+  the amount is reserved in the same transaction (see ``reservations.py``): a bucket never
+  has more signed against it than it holds. The stored transaction is re-broadcast until its
+  receipt arrives; a mined, confirmed transfer is journaled from the reservation and marks
+  the proposal executed. A reverted one, or one whose nonce another transaction took (it can
+  never land), releases the reservation and counts as a failed attempt. Nothing else ever
+  signs a second transfer for the same execution while the first may still land.
+- ``external`` executions wait for an executor key (``external.py``): claim (a lease, and a
+  reservation), then complete (a transaction hash checked on chain, or a reference) or fail.
 
-A failed attempt (say, the bucket lacks funds) is recorded with its reason, and retried
-after ``retry_interval`` until the proposal's ``eta + grace``; then the proposal expires.
+Statuses (``STATUSES``): ``ready`` (due, or waiting ``next_attempt_at`` after a failed
+attempt), ``claimed`` and ``signed`` (amount reserved); terminal: ``done``, ``expired``
+(not done by the proposal's ``eta + grace``), ``canceled`` (the proposal was canceled) and
+``failed`` (a transfer landed but could not be journaled; the operator reconciles it).
+``running``, ``signing`` and ``settling`` live only inside one transaction. A failed attempt
+is recorded with its reason and retried after ``retry_interval`` until the deadline.
 """
 
 from __future__ import annotations
@@ -27,20 +34,23 @@ from sqlalchemy import or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
+from web3.exceptions import ContractLogicError, Web3RPCError
 
-from governance.errors import Conflict, GovernanceError, NotFound, Unprocessable
+from governance.errors import BadRequest, Conflict, GovernanceError, Unprocessable
 from governance.runtime import Runtime
 from proposals.lifecycle import State
 from proposals.models import Proposal
 from proposals.service import process_actor, record_event
-from treasury_exec import journal, service
-from treasury_exec.chain import ChainAsset, ChainClient, SignedTransfer, load_treasury_account, parse_assets
+from treasury_exec import journal, reservations, service
+from treasury_exec.chain import ChainAsset, ChainClient, SignedTransfer, load_treasury_account, parse_assets, sender_of
 from treasury_exec.journal import Posting
 from treasury_exec.models import ChainNonce, Execution, ExecutionAttempt
 
 log = logging.getLogger("treasury_exec.executions")
 
 IN_FLIGHT = ("signed",)  # a transfer that may still land: the proposal can neither expire nor be canceled
+TERMINAL = ("done", "expired", "canceled", "failed")
+STATUSES = ("ready", "claimed", "signed", *TERMINAL)  # every status a committed execution can have
 
 
 def chain_assets(runtime: Runtime) -> dict[str, ChainAsset]:
@@ -91,6 +101,15 @@ def create_due(session: Session, runtime: Runtime, now: int) -> int:
     return made
 
 
+def lock_proposal(session: Session, proposal_id: str) -> Proposal | None:
+    """The proposal, locked for this transaction. Every path that moves an execution takes its
+    proposal's lock first (cancellation does too): so a cancel, an expiry and a signing or
+    settlement of the same proposal happen one after the other, always in the same order
+    (proposal, execution, journal head, chain nonce), never deadlocking."""
+    return session.exec(select(Proposal).where(Proposal.id == proposal_id).with_for_update()
+                        .execution_options(populate_existing=True)).first()
+
+
 def _attempt(session: Session, ex: Execution, now: int, *, ok: bool, actor: str, reason: str | None = None,
              tx_hash: str | None = None) -> None:
     assert ex.id is not None
@@ -109,6 +128,20 @@ def _claim(session: Session, ex_id: int, from_status: str, to_status: str, now: 
     ).rowcount == 1
 
 
+def _take(session: Session, ex_id: int, from_status: str, to_status: str,
+          now: int) -> tuple[Execution, Proposal] | None:
+    """Lock the proposal, then move its execution from ``from_status`` to ``to_status``; None
+    if another runner has it. The caller checks what the (locked) proposal allows."""
+    ex = session.get(Execution, ex_id)
+    if ex is None:
+        return None
+    proposal = lock_proposal(session, ex.proposal_id)
+    if not _claim(session, ex_id, from_status, to_status, now):
+        return None
+    ex = session.get(Execution, ex_id, populate_existing=True)
+    return ex, proposal
+
+
 def _mark_executed(session: Session, ex: Execution, now: int, actor: str) -> None:
     moved = session.execute(
         update(Proposal).where(Proposal.id == ex.proposal_id, Proposal.state == State.QUEUED.value)
@@ -121,9 +154,10 @@ def _mark_executed(session: Session, ex: Execution, now: int, actor: str) -> Non
                  f"execution {ex.id}" + (f", tx {ex.tx_hash}" if ex.tx_hash else ""))
 
 
-def _apply(session: Session, runtime: Runtime, ex: Execution, proposal: Proposal, now: int,
-           credit_account: str) -> None:
-    """The effect on the treasury: a parameter version, or a journal entry for a spend."""
+def apply(session: Session, runtime: Runtime, ex: Execution, proposal: Proposal, now: int,
+          credit_account: str) -> None:
+    """The effect on the treasury: a parameter version, or a journal entry for a spend (paid
+    from the spend's reservation when it holds one, else from its bucket)."""
     msg = json.loads(proposal.message)
     if proposal.kind == "PriceChange":
         ex.parameter_version = service.add_parameter_version(
@@ -137,17 +171,30 @@ def _apply(session: Session, runtime: Runtime, ex: Execution, proposal: Proposal
         entry = journal.append_entry(
             session, kind="spend", reference=f"proposal:{proposal.id}", now=now,
             token_asset=runtime.settings.token_symbol, memo=proposal.title,
-            postings=[Posting(f"bucket:{ex.bucket}", ex.asset, -ex.amount),
+            postings=[Posting(reservations.debit_account(session, ex), ex.asset, -ex.amount),
                       Posting(credit_account, ex.asset, ex.amount)],
         )
         ex.journal_seq = entry.seq
 
 
-def _fail(session: Session, runtime: Runtime, ex: Execution, now: int, actor: str, reason: str,
-          tx_hash: str | None = None) -> None:
+def finish(session: Session, ex: Execution, now: int, actor: str, tx_hash: str | None = None) -> None:
+    """Mark an applied execution done and its proposal executed (same transaction)."""
+    ex.status, ex.completed_at, ex.attempts, ex.updated_at = "done", now, ex.attempts + 1, now
+    ex.lease_owner = ex.lease_expires_at = None
+    session.add(ex)
+    _attempt(session, ex, now, ok=True, actor=actor, tx_hash=tx_hash)
+    _mark_executed(session, ex, now, actor)
+    session.flush()
+
+
+def fail_attempt(session: Session, runtime: Runtime, ex: Execution, now: int, actor: str, reason: str,
+                 tx_hash: str | None = None) -> None:
+    """End the current attempt of an execution this transaction holds: release what it
+    reserved, record why, and make it ready again after ``retry_interval``."""
+    reservations.release(session, runtime, ex, now)
     ex.status, ex.attempts, ex.last_error = "ready", ex.attempts + 1, reason
     ex.next_attempt_at = now + runtime.settings.retry_interval
-    ex.lease_owner = ex.lease_expires_at = None
+    ex.lease_owner = ex.lease_expires_at = ex.claimed_block = None
     ex.tx_hash = ex.signed_tx = None
     ex.nonce = None
     ex.updated_at = now
@@ -158,43 +205,43 @@ def _fail(session: Session, runtime: Runtime, ex: Execution, now: int, actor: st
 def run_internal(session: Session, runtime: Runtime, ex_id: int, now: int) -> bool:
     """Execute a ``parameters`` or ``internal`` execution; True if it is now done."""
     actor = process_actor()
-    if not _claim(session, ex_id, "ready", "running", now):
+    taken = _take(session, ex_id, "ready", "running", now)
+    if taken is None:
+        session.rollback()
         return False
-    ex = session.get(Execution, ex_id, populate_existing=True)
-    proposal = session.get(Proposal, ex.proposal_id)
+    ex, proposal = taken
     if proposal is None or proposal.state != State.QUEUED.value or now >= (proposal.deadline or 0):
         session.rollback()  # expiry or cancellation handles it
         return False
     try:
         with session.begin_nested():
-            _apply(session, runtime, ex, proposal, now, credit_account=f"payable:{ex.recipient}")
+            apply(session, runtime, ex, proposal, now, credit_account=f"payable:{ex.recipient}")
     except Unprocessable as exc:  # not enough in the bucket: never a partial payment
-        _fail(session, runtime, ex, now, actor, f"{exc.code}: {exc.detail}")
+        fail_attempt(session, runtime, ex, now, actor, f"{exc.code}: {exc.detail}")
         return False
-    ex.status, ex.completed_at, ex.attempts, ex.updated_at = "done", now, ex.attempts + 1, now
-    session.add(ex)
-    _attempt(session, ex, now, ok=True, actor=actor)
-    _mark_executed(session, ex, now, actor)
-    session.flush()
+    finish(session, ex, now, actor)
     return True
 
 
 def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> SignedTransfer | None:
-    """Claim a ``chain`` execution and store its signed transfer (not yet broadcast)."""
+    """Claim a ``chain`` execution, reserve its amount and store its signed transfer (not yet
+    broadcast). A bucket that cannot pay is a failed attempt, and nothing is signed."""
     actor = process_actor()
-    if not _claim(session, ex_id, "ready", "signing", now):
+    taken = _take(session, ex_id, "ready", "signing", now)
+    if taken is None:
+        session.rollback()
         return None
-    ex = session.get(Execution, ex_id, populate_existing=True)
-    proposal = session.get(Proposal, ex.proposal_id)
+    ex, proposal = taken
     if proposal is None or proposal.state != State.QUEUED.value or now >= (proposal.deadline or 0):
         session.rollback()
         return None
-    asset = chain_assets(runtime)[ex.asset]
-    available = service.bucket_balance(session, ex.bucket, ex.asset)
-    if available < ex.amount:
-        _fail(session, runtime, ex, now, actor,
-              f"insufficient_funds: bucket:{ex.bucket} holds {available} {ex.asset}; {ex.amount} needed")
+    assert ex.amount is not None and ex.asset is not None
+    available = reservations.bucket_available(session, ex.bucket, ex.asset)
+    if available < ex.amount:  # the cheap refusal, before any RPC
+        fail_attempt(session, runtime, ex, now, actor,
+                     f"insufficient_funds: bucket:{ex.bucket} holds {available} {ex.asset}; {ex.amount} needed")
         return None
+    asset = chain_assets(runtime)[ex.asset]
     account = load_treasury_account(runtime.settings)
     client = chain_client(runtime)
     nonce_row = session.exec(select(ChainNonce).where(ChainNonce.address == account.address)
@@ -203,9 +250,17 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
         nonce_row = ChainNonce(address=account.address, next_nonce=0)
     nonce = max(nonce_row.next_nonce, client.pending_nonce(account.address))
     signed = client.sign_transfer(account, asset, ex.recipient, ex.amount, nonce)
+    # The binding check: the reservation, under the journal head's lock, taken after the RPC
+    # calls so that other journal writers wait for this commit only, never for the node.
+    try:
+        reservations.reserve(session, runtime, ex, now)
+    except Unprocessable as exc:
+        fail_attempt(session, runtime, ex, now, actor, f"{exc.code}: {exc.detail}")
+        return None  # the transaction signed above is dropped unsent; its nonce stays free
     nonce_row.next_nonce = nonce + 1
     session.add(nonce_row)
     ex.status, ex.tx_hash, ex.signed_tx, ex.nonce, ex.updated_at = "signed", signed.tx_hash, signed.raw, nonce, now
+    ex.last_error = None
     session.add(ex)
     record_event(session, ex.proposal_id, "transfer_signed", now, actor, f"tx {signed.tx_hash}, nonce {nonce}")
     session.flush()
@@ -213,163 +268,167 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
 
 
 def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> str:
-    """Broadcast a stored transfer (again, harmlessly) and act on its receipt: ``pending``,
-    ``done`` (journaled, proposal executed) or ``reverted`` (free for a new attempt)."""
+    """Act on a stored transfer: ``pending`` (broadcast again, harmlessly), ``done``
+    (journaled from its reservation, proposal executed), ``reverted`` or ``dropped`` (its
+    nonce was taken by another transaction, so it can never land): both release the
+    reservation as a failed attempt. ``failed``: it landed but could not be journaled."""
     ex = session.get(Execution, ex_id)
     if ex is None or ex.status != "signed" or not ex.signed_tx:
         return "skipped"
     client = chain_client(runtime)
     signed = SignedTransfer(tx_hash=ex.tx_hash, raw=ex.signed_tx, nonce=ex.nonce or 0)
-    client.broadcast(signed)
+    need = max(runtime.settings.confirmations, 1)
+    # read before the receipt: if the nonce was taken in a confirmed block and ours still has no
+    # receipt afterwards, the transaction that took it was not ours
+    taken = client.nonce_taken(sender_of(signed.raw), signed.nonce, need)
     receipt = client.receipt(signed.tx_hash)
-    if receipt is None or (receipt.ok and receipt.confirmations < max(runtime.settings.confirmations, 1)):
+    if receipt is None and not taken:
+        try:
+            client.broadcast(signed)
+        except Web3RPCError as exc:  # the node refuses it (fees, gas money): say so, keep trying
+            _note(session, ex, f"the node refuses the transfer for now: {exc}", now)
+            return "pending"
+        receipt = client.receipt(signed.tx_hash)
+    if receipt is None and not taken:
+        proposal = session.get(Proposal, ex.proposal_id)
+        if proposal is not None and now >= (proposal.deadline or 0):
+            # it may still land (and would then be journaled); only its nonce can stop it
+            _note(session, ex, f"not mined by the deadline: a transaction with nonce {signed.nonce} from the "
+                  "treasury account (say, a zero-value transfer to itself) ends it", now)
+        return "pending"
+    if receipt is not None and receipt.ok and receipt.confirmations < need:
         return "pending"
     actor = process_actor()
-    if not _claim(session, ex_id, "signed", "settling", now):
+    held = _take(session, ex_id, "signed", "settling", now)
+    if held is None:
+        session.rollback()
         return "skipped"
-    ex = session.get(Execution, ex_id, populate_existing=True)
+    ex, proposal = held
+    if receipt is None:
+        fail_attempt(session, runtime, ex, now, actor, f"nonce {signed.nonce} was used by another transaction: "
+                     "this transfer can never land", tx_hash=signed.tx_hash)
+        return "dropped"
     if not receipt.ok:
-        _fail(session, runtime, ex, now, actor, "the transfer reverted on chain", tx_hash=signed.tx_hash)
+        fail_attempt(session, runtime, ex, now, actor, "the transfer reverted on chain", tx_hash=signed.tx_hash)
         return "reverted"
-    proposal = session.get(Proposal, ex.proposal_id)
     # a landed transfer is journaled whatever happened meanwhile: the money moved
-    _apply(session, runtime, ex, proposal, now, credit_account=f"external:{ex.recipient}")
-    ex.status, ex.completed_at, ex.attempts, ex.updated_at = "done", now, ex.attempts + 1, now
-    session.add(ex)
-    _attempt(session, ex, now, ok=True, actor=actor, tx_hash=signed.tx_hash)
-    _mark_executed(session, ex, now, actor)
-    session.flush()
+    try:
+        with session.begin_nested():
+            apply(session, runtime, ex, proposal, now, credit_account=f"external:{ex.recipient}")
+            finish(session, ex, now, actor, tx_hash=signed.tx_hash)
+    except GovernanceError as exc:
+        # never retried in a loop: the transfer is final, the books need a person
+        ex = session.get(Execution, ex_id, populate_existing=True)
+        reason = (f"transfer {signed.tx_hash} landed in block {receipt.block} but could not be journaled "
+                  f"({exc.code}: {exc.detail}); reconcile it by hand")
+        ex.status, ex.attempts, ex.last_error, ex.updated_at = "failed", ex.attempts + 1, reason, now
+        session.add(ex)
+        _attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=signed.tx_hash)
+        session.flush()
+        log.error("execution %s: %s", ex_id, reason)
+        return "failed"
     return "done"
 
 
-def expire_due(session: Session, now: int) -> int:
-    """Queued proposals past ``eta + grace`` expire, unless a signed transfer may still land."""
-    in_flight = select(Execution.proposal_id).where(Execution.status.in_((*IN_FLIGHT, "done")))
-    ids = session.exec(select(Proposal.id).where(Proposal.state == State.QUEUED.value, Proposal.deadline <= now)
-                       .where(~Proposal.id.in_(in_flight))).all()
-    expired = 0
-    for pid in ids:
-        moved = session.execute(
-            update(Proposal).where(Proposal.id == pid, Proposal.state == State.QUEUED.value)
-            .values(state=State.EXPIRED.value, expired_at=now, updated_at=now)
-        ).rowcount
-        if moved:
-            session.execute(update(Execution).where(Execution.proposal_id == pid, Execution.status != "done")
-                            .values(status="expired", updated_at=now, lease_owner=None, lease_expires_at=None))
-            record_event(session, pid, "expired", now, process_actor())
-            expired += 1
+def _note(session: Session, ex: Execution, why: str, now: int) -> None:
+    """Show why an execution is not moving, without changing its state."""
+    if ex.last_error != why:
+        session.execute(update(Execution).where(Execution.id == ex.id, Execution.status == ex.status)
+                        .values(last_error=why, updated_at=now))
+
+
+def record_failure(session: Session, runtime: Runtime, ex_id: int, now: int, exc: Exception) -> bool:
+    """A scheduler step that raised is a failed attempt too, recorded with its reason and
+    retried after ``retry_interval`` until the deadline (never an invisible loop)."""
+    if isinstance(exc, GovernanceError):
+        reason = f"{exc.code}: {exc.detail}"
+    elif isinstance(exc, ContractLogicError):
+        reason = f"the transfer would revert on chain ({type(exc).__name__}: {str(exc)[:300]})"
+    else:  # anything else may carry internals: the log has them
+        reason = f"unexpected error ({type(exc).__name__}); see the scheduler log"
+    taken = _take(session, ex_id, "ready", "ready", now)
+    if taken is None:
+        return False
+    ex, _ = taken
+    fail_attempt(session, runtime, ex, now, process_actor(), reason)
     session.flush()
-    return expired
+    return True
+
+
+def _end(session: Session, runtime: Runtime, ex: Execution, status: str, now: int) -> None:
+    """Take a non-terminal execution to ``expired`` or ``canceled``, releasing its reservation."""
+    reservations.release(session, runtime, ex, now)
+    ex.status, ex.updated_at = status, now
+    ex.lease_owner = ex.lease_expires_at = None
+    session.add(ex)
+
+
+def expirable(session: Session, now: int) -> list[str]:
+    """Queued proposals past ``eta + grace`` whose spend is neither signed nor done."""
+    busy = select(Execution.proposal_id).where(Execution.status.in_((*IN_FLIGHT, "done")))
+    return list(session.exec(select(Proposal.id).where(Proposal.state == State.QUEUED.value, Proposal.deadline <= now)
+                             .where(~Proposal.id.in_(busy)).limit(200)))
+
+
+def expire(session: Session, runtime: Runtime, proposal_id: str, now: int) -> bool:
+    """Expire one proposal past its deadline, and its execution with it (releasing what it
+    reserved), unless a signed transfer may still land or the spend is done. One proposal a
+    transaction: its locks are taken in the common order and held for one item only."""
+    proposal = lock_proposal(session, proposal_id)
+    if proposal is None or proposal.state != State.QUEUED.value or now < (proposal.deadline or 0):
+        return False
+    ex = session.exec(select(Execution).where(Execution.proposal_id == proposal_id)
+                      .with_for_update().execution_options(populate_existing=True)).first()
+    if ex is not None and ex.status in (*IN_FLIGHT, "done"):
+        return False  # signed since we looked: it may still land
+    proposal.state, proposal.expired_at, proposal.updated_at = State.EXPIRED.value, now, now
+    session.add(proposal)
+    if ex is not None and ex.status not in TERMINAL:
+        _end(session, runtime, ex, "expired", now)
+    record_event(session, proposal_id, "expired", now, process_actor())
+    session.flush()
+    return True
+
+
+def stopped(session: Session) -> list[int]:
+    """Executions still open whose proposal was canceled (or expired without them)."""
+    return list(session.exec(
+        select(Execution.id).join(Proposal, Proposal.id == Execution.proposal_id)
+        .where(Execution.status.in_(("ready", "claimed")),
+               Proposal.state.in_((State.CANCELED.value, State.EXPIRED.value))).limit(200)))
+
+
+def end_stopped(session: Session, runtime: Runtime, ex_id: int, now: int) -> bool:
+    """End one execution of a canceled or expired proposal, releasing what it reserved."""
+    ex = session.get(Execution, ex_id)
+    if ex is None:
+        return False
+    proposal = lock_proposal(session, ex.proposal_id)
+    ex = session.exec(select(Execution).where(Execution.id == ex_id).with_for_update()
+                      .execution_options(populate_existing=True)).first()
+    if proposal is None or ex is None or ex.status not in ("ready", "claimed") \
+            or proposal.state not in (State.CANCELED.value, State.EXPIRED.value):
+        return False
+    _end(session, runtime, ex, "canceled" if proposal.state == State.CANCELED.value else "expired", now)
+    session.flush()
+    return True
 
 
 def cancel_guard(session: Session, proposal_id: str) -> str | None:
-    """Why a proposal can no longer be canceled (a transfer signed or done), or None."""
-    ex = session.exec(select(Execution).where(Execution.proposal_id == proposal_id)).first()
-    if ex is not None and ex.status in (*IN_FLIGHT, "done"):
+    """Why a proposal can no longer be canceled (a transfer signed, landed or done), or None.
+    The caller holds the proposal's lock, which every path into those states takes first."""
+    ex = session.exec(select(Execution).where(Execution.proposal_id == proposal_id)
+                      .execution_options(populate_existing=True)).first()
+    if ex is not None and ex.status in (*IN_FLIGHT, "done", "failed"):
         return f"execution {ex.id} is {ex.status} (transaction {ex.tx_hash}); it can no longer be stopped"
     return None
-
-
-# --- external executors -------------------------------------------------------------------
-
-def get_execution(session: Session, ex_id: int) -> Execution:
-    ex = session.get(Execution, ex_id)
-    if ex is None:
-        raise NotFound(f"no execution {ex_id}", code="execution_not_found")
-    return ex
-
-
-def claim(session: Session, runtime: Runtime, ex_id: int, executor: str) -> Execution:
-    """Lease an external execution to ``executor`` for ``execution_lease_seconds``; an expired
-    lease may be claimed again by anyone."""
-    now = runtime.clock.now()
-    ex = get_execution(session, ex_id)
-    if ex.mode != "external":
-        raise Conflict(f"execution {ex_id} is run by the service ({ex.mode}), not by executors", code="not_external")
-    proposal = session.get(Proposal, ex.proposal_id)
-    if proposal is None or proposal.state != State.QUEUED.value or now >= (proposal.deadline or 0):
-        raise Conflict(f"the proposal is {proposal.state if proposal else 'gone'}", code="wrong_state")
-    lease = {"lease_owner": executor, "lease_expires_at": now + runtime.settings.execution_lease_seconds}
-    taken = session.execute(
-        update(Execution).where(Execution.id == ex_id, or_(
-            Execution.status == "ready",
-            (Execution.status == "claimed") & (Execution.lease_expires_at <= now)))
-        .values(status="claimed", updated_at=now, **lease)
-    ).rowcount
-    if taken != 1:
-        ex = session.get(Execution, ex_id, populate_existing=True)
-        raise Conflict(f"execution {ex_id} is {ex.status}" + (f", leased until {ex.lease_expires_at}"
-                       if ex.status == "claimed" else ""), code="not_claimable", extra={"status": ex.status})
-    session.flush()
-    return session.get(Execution, ex_id, populate_existing=True)
-
-
-def _held(session: Session, ex_id: int, executor: str, now: int) -> Execution:
-    ex = session.exec(select(Execution).where(Execution.id == ex_id).with_for_update()).first()
-    if ex is None:
-        raise NotFound(f"no execution {ex_id}", code="execution_not_found")
-    if ex.status != "claimed" or ex.lease_owner != executor:
-        raise Conflict(f"execution {ex_id} is {ex.status} and not leased to this executor", code="not_claimed",
-                       extra={"status": ex.status})
-    if (ex.lease_expires_at or 0) <= now:
-        raise Conflict(f"the lease on execution {ex_id} expired at {ex.lease_expires_at}; claim it again",
-                       code="lease_expired")
-    return ex
-
-
-def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, tx_hash: str | None,
-             reference: str | None) -> tuple[Execution, bool]:
-    """Record what an executor did. On-chain assets need the transaction hash, checked on chain;
-    internal ones a reference. The identical completion again returns the stored one."""
-    now = runtime.clock.now()
-    ex = get_execution(session, ex_id)
-    if ex.status == "done":
-        if (tx_hash or None, reference or None) == (ex.tx_hash, ex.reference):
-            return ex, False
-        raise Conflict(f"execution {ex_id} was already completed", code="already_completed")
-    ex = _held(session, ex_id, executor, now)
-    asset = chain_assets(runtime).get(ex.asset or "")
-    if asset is not None:
-        if not tx_hash:
-            raise Unprocessable(f"{ex.asset} lives on chain: give the transaction hash", code="tx_hash_required")
-        used = session.exec(select(Execution.id).where(Execution.tx_hash == tx_hash, Execution.id != ex_id)).first()
-        if used is not None:
-            raise Conflict(f"transaction {tx_hash} already completed execution {used}", code="tx_already_used")
-        ok, why = chain_client(runtime).transfer_matches(tx_hash, asset, None, ex.recipient, ex.amount)
-        if not ok:
-            raise Unprocessable(f"transaction {tx_hash}: {why}", code="tx_mismatch")
-    elif not (reference or tx_hash):
-        raise Unprocessable("give a reference for what was done", code="reference_required")
-    proposal = session.get(Proposal, ex.proposal_id)
-    ex.tx_hash, ex.reference = tx_hash, reference
-    try:
-        with session.begin_nested():
-            _apply(session, runtime, ex, proposal, now,
-                   credit_account=f"external:{ex.recipient}" if asset else f"payable:{ex.recipient}")
-    except GovernanceError as exc:
-        raise Conflict(f"the treasury cannot record this spend: {exc.detail}", code=exc.code) from exc
-    ex.status, ex.completed_at, ex.attempts, ex.updated_at = "done", now, ex.attempts + 1, now
-    ex.lease_owner = ex.lease_expires_at = None
-    session.add(ex)
-    _attempt(session, ex, now, ok=True, actor=executor, tx_hash=tx_hash)
-    _mark_executed(session, ex, now, executor)
-    session.flush()
-    return ex, True
-
-
-def fail(session: Session, runtime: Runtime, ex_id: int, executor: str, reason: str) -> Execution:
-    """An executor gives up on its lease; the execution is free for the next attempt."""
-    now = runtime.clock.now()
-    ex = _held(session, ex_id, executor, now)
-    _fail(session, runtime, ex, now, executor, reason)
-    ex.next_attempt_at = None  # an executor decides when to try again
-    session.flush()
-    return ex
 
 
 def list_executions(session: Session, *, status: str | None, after: int, limit: int) -> list[Execution]:
     query = select(Execution).where(Execution.id > after).order_by(Execution.id).limit(limit)
     if status is not None:
+        if status not in STATUSES:
+            raise BadRequest(f"status is one of {', '.join(STATUSES)}", code="invalid_filter")
         query = query.where(Execution.status == status)
     return list(session.exec(query))
 

@@ -4,7 +4,8 @@ Entry hash = sha256 of the canonical JSON (keys sorted, no whitespace) of
 ``{"seq", "kind", "reference", "created_at", "memo", "prev", "postings"}``, where postings
 are ``[account, asset, amount as a decimal string]`` sorted. The first entry's ``prev`` is
 64 zeros. Balances derive from the postings; every account except the sources and sinks
-(``external:*``, ``issuance:*``) must stay at or above zero.
+(``external:*``, ``issuance:*``) must stay at or above zero. ``reserved:execution:<id>``
+accounts hold money in flight (see ``treasury_exec.reservations``).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def may_go_negative(account: str) -> bool:
     return account.startswith(FREE_ACCOUNTS)
 
 
-def balance(session: Session, account: str, asset: str) -> int:
-    row = session.get(AccountBalance, (account, asset))
+def balance(session: Session, account: str, asset: str, *, fresh: bool = False) -> int:
+    """An account's balance; ``fresh`` reads the row again even if this session holds it (under
+    the head's lock, a row loaded before the lock may have changed since)."""
+    row = session.get(AccountBalance, (account, asset), populate_existing=fresh)
     return row.balance if row else 0
 
 
@@ -79,7 +82,7 @@ def append_entry(session: Session, *, kind: str, reference: str, postings: list[
         deltas[(p.account, p.asset)] += p.amount
     new_balances: dict[tuple[str, str], int] = {}
     for (account, asset), delta in deltas.items():
-        after = balance(session, account, asset) + delta
+        after = balance(session, account, asset, fresh=True) + delta
         if after < 0 and not may_go_negative(account):
             code = "insufficient_tokens" if asset == token_asset else "insufficient_funds"
             raise Unprocessable(f"{account} holds {after - delta} {asset}; {-delta} needed", code=code)

@@ -4,7 +4,7 @@ executions."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
 from governance.types import Timestamp, Uint256
@@ -130,12 +130,19 @@ class ParameterVersion(SQLModel, table=True):
 class Execution(SQLModel, table=True):
     """The one execution of a queued proposal (unique per proposal).
 
-    status: ``ready`` (due; internal ones run at once, external ones wait for an executor),
-    ``claimed`` (an external executor holds a lease), ``signed`` (an on-chain transfer is
-    signed and stored, maybe broadcast), ``done``, ``expired`` or ``canceled``."""
+    status (see ``treasury_exec.executions`` and the README): ``ready`` (due, or waiting for
+    its next attempt after a failed one), ``claimed`` (an external executor holds a lease; the
+    amount is reserved), ``signed`` (an on-chain transfer is signed and stored, maybe
+    broadcast; the amount is reserved); terminal: ``done``, ``expired``, ``canceled`` and
+    ``failed`` (a transfer landed but could not be journaled: the operator reconciles it).
+    ``running``, ``signing`` and ``settling`` exist only inside one transaction."""
 
     __tablename__ = "execution"
-    __table_args__ = (Index("ix_execution_status", "status", "id"),)
+    __table_args__ = (
+        Index("ix_execution_status", "status", "id"),
+        # one transaction pays one execution: the database refuses a second use of a hash
+        Index("ux_execution_tx_hash", "tx_hash", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     proposal_id: str = Field(max_length=66, unique=True)
@@ -151,7 +158,10 @@ class Execution(SQLModel, table=True):
     next_attempt_at: int | None = Field(default=None, sa_type=Timestamp)  # back-off after a failure
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_expires_at: int | None = Field(default=None, sa_type=Timestamp)
-    tx_hash: str | None = Field(default=None, max_length=66)
+    # chain head when an external execution was first claimed (since it was last ready): a
+    # completing transaction must be mined in a later block
+    claimed_block: int | None = Field(default=None, sa_type=BigInteger)
+    tx_hash: str | None = Field(default=None, max_length=66)  # lowercase 0x-hex
     signed_tx: str | None = Field(default=None, sa_type=Text)
     nonce: int | None = None
     reference: str | None = Field(default=None, max_length=200)

@@ -75,6 +75,9 @@ class TreasuryRead(msgspec.Struct):
     supply: str
     ledger_seq: int  # = ledger_head.seq, kept for older clients
     ledger_head: LedgerHead  # the journal's last entry and its hash: keep it to check the journal later
+    # money in flight (signed transfers, claimed external spends): asset -> bucket -> base
+    # units, already out of ``buckets``/``assets``, which show what is left to spend
+    reserved: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
 class PostingRead(msgspec.Struct):
@@ -146,6 +149,25 @@ class AttemptRead(msgspec.Struct):
 
 
 class ExecutionRead(msgspec.Struct):
+    """The one execution of a queued proposal.
+
+    ``mode``: ``parameters`` and ``internal`` run inside the service, ``chain`` is sent from
+    the treasury account, ``external`` waits for an executor key. ``status``:
+
+    - ``ready``: due; waiting for its turn, for an executor (``external``), or for
+      ``next_attempt_at`` after a failed attempt (``last_error`` says why);
+    - ``claimed``: an executor holds a lease until ``lease_expires_at``; ``reserved`` is set
+      aside from the bucket; the paying transaction must be mined after ``claimed_block``;
+    - ``signed``: a transfer is signed and stored (``tx_hash``, ``nonce``), maybe on its way;
+      ``reserved`` is set aside; it cannot expire or be canceled while it may land;
+    - terminal: ``done`` (journaled; the proposal executed), ``expired`` (not done by
+      ``deadline``, the proposal's eta + grace), ``canceled`` (the proposal was canceled),
+      ``failed`` (a transfer landed but could not be journaled; ``last_error`` says what the
+      operator must reconcile).
+
+    Every attempt, failed or not, is listed with its reason.
+    """
+
     id: int
     proposal_id: str
     kind: str
@@ -156,10 +178,13 @@ class ExecutionRead(msgspec.Struct):
     bucket: str | None = None
     recipient: str | None = None
     amount: str | None = None
+    reserved: str | None = None  # base units held apart from the bucket now
     last_error: str | None = None
     next_attempt_at: int | None = None
+    deadline: int | None = None  # the proposal's eta + grace: after it, the execution expires
     lease_owner: str | None = None
     lease_expires_at: int | None = None
+    claimed_block: int | None = None
     tx_hash: str | None = None
     nonce: int | None = None
     reference: str | None = None

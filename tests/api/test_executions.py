@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from tests.support import TOKEN, Gov, Wallet
+from treasury_exec.journal import verify_chain
 from treasury_exec.models import ExecutionAttempt, JournalEntry, ParameterVersion
 
 SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_period": 600, "retry_interval": 60,
@@ -178,3 +179,106 @@ def test_guardian_cancel_of_a_queued_proposal_stops_its_execution(gov, guardian_
     assert r.status_code == 200 and r.json()["state"] == "canceled"
     gov.tick()
     assert gov.client.get(f"/v1/executions/{ex}").json()["status"] == "canceled"
+
+
+def external_spends(gov: Gov, amounts: list[int]) -> list[int]:
+    """Queued external spends from the development bucket (2,000,000 after one purchase); their
+    execution ids, ready for executors."""
+    a = Wallet.evm()
+    gov.buy(a, 100)
+    ids = [gov.proposal(a, "TreasurySpend", bucket="development", amount=x, title=f"grant {i}")
+           for i, x in enumerate(amounts)]
+    pass_proposals(gov, a, ids)
+    gov.advance(300)
+    gov.tick()
+    items = gov.client.get("/v1/executions", params={"status": "ready"}).json()["items"]
+    ready = {e["proposal_id"]: e["id"] for e in items}
+    return [ready[pid] for pid in ids]
+
+
+def development(gov: Gov) -> tuple[int, int]:
+    """The development bucket: what is left to spend, and what is reserved."""
+    state = gov.client.get("/v1/treasury").json()
+    return state["buckets"]["development"], int(state["reserved"].get("USD", {}).get("development", "0"))
+
+
+@pytest.mark.parametrize("settings_overrides", [{**SETTINGS, "spend_cap_bps": 10_000}])
+def test_external_claim_reserves_the_spend_until_it_ends(gov, runtime, executor_key) -> None:
+    first, second = external_spends(gov, [1_500_000, 1_500_000])  # together more than the bucket's 2,000,000
+    auth = ex_auth(executor_key)
+    claimed = gov.client.post(f"/v1/executions/{first}/claim", headers=auth)
+    assert claimed.status_code == 200
+    # the executor pays now; nothing may drain the bucket before it reports: a second claim is refused
+    r = gov.client.post(f"/v1/executions/{second}/claim", headers=auth)
+    assert r.status_code == 409 and r.json()["error"] == "insufficient_funds", r.text
+    assert gov.client.get(f"/v1/executions/{second}").json()["status"] == "ready"  # stored nothing
+    assert claimed.json()["reserved"] == "1500000"
+    assert development(gov) == (500_000, 1_500_000)
+    gov.advance(121)  # the lease lapses; the reservation stays: the executor may have paid already
+    assert development(gov) == (500_000, 1_500_000)
+    r = gov.client.post(f"/v1/executions/{first}/complete", headers=auth, json={"reference": "wire-1"})
+    assert r.status_code == 409 and r.json()["error"] == "lease_expired"
+    assert gov.client.post(f"/v1/executions/{first}/claim", headers=auth).status_code == 200
+    r = gov.client.post(f"/v1/executions/{first}/complete", headers=auth, json={"reference": "wire-1"})
+    assert r.status_code == 200 and r.json()["status"] == "done" and r.json()["reserved"] is None
+    assert development(gov) == (500_000, 0)
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 1
+
+    # giving up releases; so does expiry
+    r = gov.client.post("/v1/treasury/purchases", headers={"Authorization": f"Bearer {gov.operator_key}"},
+                        json={"buyer": Wallet.evm().address, "payment": 10_000_000, "reference": "more"})
+    assert r.status_code == 201
+    assert development(gov) == (2_500_000, 0)
+    assert gov.client.post(f"/v1/executions/{second}/claim", headers=auth).status_code == 200
+    assert development(gov) == (1_000_000, 1_500_000)
+    assert gov.client.post(f"/v1/executions/{second}/fail", headers=auth, json={"reason": "bank closed"}).json()[
+        "reserved"] is None
+    assert development(gov) == (2_500_000, 0)
+    assert gov.client.post(f"/v1/executions/{second}/claim", headers=auth).status_code == 200
+    gov.advance(600)  # past eta + grace
+    gov.tick()
+    ex = gov.client.get(f"/v1/executions/{second}").json()
+    assert ex["status"] == "expired" and ex["reserved"] is None
+    assert development(gov) == (2_500_000, 0)
+    with Session(runtime.engine) as s:
+        assert verify_chain(s).ok
+
+
+def test_completion_after_the_deadline_is_refused_as_expired(gov, runtime, executor_key) -> None:
+    spend, ex = queued_external_spend(gov)
+    auth = ex_auth(executor_key)
+    deadline = gov.get(spend)["deadline"]
+    gov.advance(deadline - gov.now - 60)  # claimed a minute before the deadline, with a two-minute lease
+    claimed = gov.client.post(f"/v1/executions/{ex}/claim", headers=auth).json()
+    gov.advance(60)  # the deadline, before any scheduler tick notices it
+    r = gov.client.post(f"/v1/executions/{ex}/complete", headers=auth, json={"reference": "wire-late"})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "execution_expired" and r.json()["status"] == "expired"
+    after = gov.client.get(f"/v1/executions/{ex}").json()
+    assert after["reference"] is None and after["attempts"] == []  # stored nothing
+    assert claimed["deadline"] == deadline and claimed["lease_expires_at"] == deadline  # the executor knew
+    assert gov.get(spend)["state"] == "queued"
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 0
+    gov.tick()
+    assert gov.get(spend)["state"] == "expired"
+    r = gov.client.post(f"/v1/executions/{ex}/complete", headers=auth, json={"reference": "wire-late"})
+    assert r.status_code == 409 and r.json()["status"] == "expired"
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 0
+
+
+def test_claim_after_the_deadline_is_refused_as_expired(gov, executor_key) -> None:
+    spend, ex = queued_external_spend(gov)
+    gov.advance(gov.get(spend)["deadline"] - gov.now)
+    r = gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key))
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "execution_expired" and r.json()["status"] == "expired"
+    assert gov.client.get(f"/v1/executions/{ex}").json()["status"] == "ready"
+
+
+def test_execution_status_filter_rejects_unknown_statuses(gov) -> None:
+    queued_external_spend(gov)
+    for status in ("ready", "claimed", "signed", "done", "expired", "canceled", "failed"):
+        assert gov.client.get("/v1/executions", params={"status": status}).status_code == 200
+    for status in ("bogus", "READY", "running", "settling", ""):
+        r = gov.client.get("/v1/executions", params={"status": status})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_filter", (status, r.text)

@@ -98,12 +98,13 @@ def test_external_completion_is_checked_on_chain(anvil, deploy, database_url, tm
     token = deploy("PlainToken", "USD Coin", "USDC")
     clock = FileClock(tmp_path / "clock")
     clock.set(START)
+    payer = anvil.accounts[3]
     settings = settings_for(anvil, token.address, "", tmp_path / "clock", database_url)
-    settings["chain_assets"] = json.dumps({"USDC": {"token": token.address, "decimals": 18, "mode": "external"}})
+    settings["chain_assets"] = json.dumps({"USDC": {"token": token.address, "decimals": 18, "mode": "external",
+                                                    "senders": [payer]}})
     rt = Runtime.from_settings(load_settings(env={}, **settings), clock=clock)
     bootstrap(rt)
     recipient = Wallet.evm()
-    payer = anvil.accounts[3]
     token.functions.mint(payer, 500 * USDC).transact({"from": anvil.accounts[0]})
     with TestClient(app=create_app(runtime=rt)) as client:
         gov = Gov(client, rt, make_key(rt, "operator"))

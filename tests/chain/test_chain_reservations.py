@@ -1,0 +1,301 @@
+"""On-chain spends against a real anvil node, many at once: a signed transfer reserves its
+amount, so no bucket ever pays out more than it holds, and every execution ends visibly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eth_account import Account
+from litestar.testing import TestClient
+from sqlalchemy import update
+from sqlmodel import select
+
+from governance.app import create_app
+from governance.clock import FileClock
+from governance.db import session_scope
+from governance.runtime import Runtime
+from governance.settings import load_settings
+from governance.setup import bootstrap
+from governance.viewcache import view_cache
+from proposals.models import Proposal
+from tests.chain.test_chain_execution import USDC, settings_for
+from tests.conftest import START, make_key
+from tests.support import Gov, Wallet
+from treasury_exec import executions, journal
+from treasury_exec.journal import verify_chain
+from treasury_exec.models import AccountBalance, Execution
+
+
+class ChainTreasury:
+    """A deployment whose ``community`` bucket holds ``bucket`` USDC in the journal, and whose
+    treasury account holds ``on_chain`` USDC on anvil (more than the bucket: the chain would
+    let it overpay)."""
+
+    def __init__(self, anvil, deploy, database_url: str, tmp_path: Path, *, bucket: int, on_chain: int,
+                 **overrides) -> None:
+        self.anvil = anvil
+        self.token = deploy("PlainToken", "USD Coin", "USDC")
+        self.treasury = Account.create()
+        anvil.w3.eth.send_transaction({"from": anvil.accounts[0], "to": self.treasury.address, "value": 10**18})
+        self.token.functions.mint(self.treasury.address, on_chain).transact({"from": anvil.accounts[0]})
+        self.clock = FileClock(tmp_path / "clock")
+        self.clock.set(START)
+        settings = settings_for(anvil, self.token.address, self.treasury.key.hex(), tmp_path / "clock",
+                                database_url) | overrides
+        self.rt = Runtime.from_settings(load_settings(env={}, **settings), clock=self.clock)
+        bootstrap(self.rt)
+        self._client_cm = TestClient(app=create_app(runtime=self.rt))
+        self.client = self._client_cm.__enter__()
+        self.gov = Gov(self.client, self.rt, make_key(self.rt, "operator"))
+        self.holder = Wallet.evm()
+        self.gov.buy(self.holder, 100)
+        dep = self.client.post("/v1/treasury/deposits", headers={"Authorization": f"Bearer {self.gov.operator_key}"},
+                               json={"bucket": "community", "asset": "USDC", "amount": str(bucket), "reference": "d1"})
+        assert dep.status_code == 201, dep.text
+
+    def close(self) -> None:
+        self._client_cm.__exit__(None, None, None)
+        self.rt.engine.dispose()
+
+    def queue_spends(self, recipient: str, amounts: list[int]) -> list[str]:
+        """Propose, pass and queue one spend per amount; returns their ids (eta = now + 300)."""
+        ids = [self.gov.proposal(self.holder, "TreasurySpend", bucket="community", asset="USDC",
+                                 recipient=recipient, amount=a, title=f"grant {i}") for i, a in enumerate(amounts)]
+        for pid in ids:
+            assert self.gov.vote(self.holder, pid, 1).status_code == 201
+        self.clock.advance(600)
+        self.gov.tick()
+        for pid in ids:
+            assert self.gov.get(pid)["state"] == "queued"
+        return ids
+
+    def sign_first_due(self) -> tuple[int, object]:
+        """The scheduler's first step for the one due execution, alone: signed and stored, not
+        yet broadcast (what a scheduler killed right after that commit leaves)."""
+        now = self.clock.now()
+        with session_scope(self.rt.engine) as s:
+            executions.create_due(s, self.rt, now)
+        with session_scope(self.rt.engine) as s:
+            ex_id = s.exec(select(Execution.id)).one()
+            signed = executions.sign_chain(s, self.rt, ex_id, now)
+        assert signed is not None
+        view_cache(self.rt).invalidate()  # as a scheduler tick does
+        return ex_id, signed
+
+    def settle(self) -> None:
+        """Tick (the clock standing still) until no transfer is in flight: a receipt may come
+        a moment after the broadcast."""
+        for _ in range(10):
+            with session_scope(self.rt.engine, write=False) as s:
+                if not s.exec(select(Execution.id).where(Execution.status == "signed")).all():
+                    return
+            self.gov.tick()
+        raise AssertionError("transfers still in flight after 10 ticks")
+
+    def sent_to(self, address: str) -> int:
+        return self.token.functions.balanceOf(address).call()
+
+    def sent_transactions(self) -> int:
+        return self.anvil.w3.eth.get_transaction_count(self.treasury.address)
+
+    def usdc(self) -> dict[str, str]:
+        return self.client.get("/v1/treasury").json()["assets"]["USDC"]
+
+    def assert_books_hold(self) -> None:
+        """No bounded account below zero, reservations included, and the journal verifies."""
+        with session_scope(self.rt.engine, write=False) as s:
+            for row in s.exec(select(AccountBalance)).all():
+                assert row.balance >= 0 or journal.may_go_negative(row.account), row
+            report = verify_chain(s)
+            assert report.ok, report
+
+
+def test_eleven_spends_due_together_never_overdraw_the_bucket(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipient = Wallet.evm()
+        ids = t.queue_spends(recipient.address, [100 * USDC] * 11)
+        t.clock.advance(300)  # every eta has come: one scheduler tick signs them all
+        t.gov.tick()
+        t.settle()
+
+        assert t.sent_to(recipient.address) == 1000 * USDC  # never more than the bucket held
+        assert t.sent_transactions() == 10
+        states = [t.gov.get(pid) for pid in ids]
+        done = [p for p in states if p["execution"]["status"] == "done"]
+        waiting = [p for p in states if p["execution"]["status"] != "done"]
+        assert len(done) == 10 and all(p["state"] == "executed" for p in done), [p["execution"] for p in waiting]
+        assert len(waiting) == 1
+        last = waiting[0]
+        assert last["state"] == "queued" and last["execution"]["status"] == "ready"  # not signed: nothing in flight
+        assert [a["ok"] for a in last["execution"]["attempts"]] == [False]
+        assert "insufficient_funds" in last["execution"]["attempts"][0]["reason"]
+        assert t.usdc()["community"] == "0"
+        t.assert_books_hold()
+
+        t.clock.advance(60)  # retried after the back-off, and refused again
+        t.gov.tick()
+        assert [a["ok"] for a in t.gov.get(last["id"])["execution"]["attempts"]] == [False, False]
+        t.clock.advance(3600)  # past eta + grace: it ends, visibly
+        t.gov.tick()
+        last = t.gov.get(last["id"])
+        assert last["state"] == "expired" and last["execution"]["status"] == "expired"
+        assert t.sent_to(recipient.address) == 1000 * USDC and t.sent_transactions() == 10
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_signed_transfer_is_reserved_against_every_balance_check(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        ex_id, _ = t.sign_first_due()
+        assert t.gov.get(pid)["execution"]["status"] == "signed"
+        state = t.client.get("/v1/treasury").json()
+        assert state["assets"]["USDC"]["community"] == str(900 * USDC)  # what is left to spend
+        assert state["reserved"]["USDC"]["community"] == str(100 * USDC)
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["reserved"] == str(100 * USDC)
+        # the spend cap of a new proposal is taken on what is left: 10% of 900
+        over = t.gov.propose(t.holder, "TreasurySpend", bucket="community", asset="USDC",
+                             recipient=recipient.address, amount=91 * USDC, title="too much")
+        assert over.status_code == 422 and over.json()["error"] == "spend_over_cap"
+        t.assert_books_hold()
+
+        t.settle()  # broadcast, mined, settled from the reservation
+        p = t.gov.get(pid)
+        assert p["state"] == "executed" and p["execution"]["status"] == "done"
+        state = t.client.get("/v1/treasury").json()
+        assert state["assets"]["USDC"]["community"] == str(900 * USDC)
+        assert state["reserved"].get("USDC", {}).get("community", "0") == "0"
+        assert t.client.get(f"/v1/executions/{ex_id}").json()["reserved"] is None
+        assert t.sent_to(recipient.address) == 100 * USDC
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_transfer_whose_nonce_was_taken_is_released_and_retried(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        ex_id, signed = t.sign_first_due()
+        # before it is broadcast, another transaction from the treasury account takes its nonce
+        w3 = anvil.w3
+        other = t.treasury.sign_transaction({
+            "to": t.treasury.address, "value": 0, "gas": 21_000, "nonce": signed.nonce, "chainId": 31337,
+            "maxFeePerGas": 2 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9, "maxPriorityFeePerGas": 10**9})
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(other.raw_transaction))
+        assert t.usdc()["community"] == str(900 * USDC)
+
+        t.gov.tick()  # ours can never land: its reservation comes back and the attempt failed
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "ready" and ex["reserved"] is None and ex["tx_hash"] is None
+        assert [a["ok"] for a in ex["attempts"]] == [False]
+        assert "nonce" in ex["attempts"][0]["reason"] and ex["attempts"][0]["tx_hash"] == signed.tx_hash
+        assert t.usdc()["community"] == str(1000 * USDC)
+        assert t.gov.get(pid)["state"] == "queued"
+        t.assert_books_hold()
+
+        t.clock.advance(60)  # the retry signs a new transfer with the next nonce
+        t.gov.tick()
+        t.settle()
+        p = t.gov.get(pid)
+        assert p["state"] == "executed" and p["execution"]["status"] == "done"
+        assert p["execution"]["tx_hash"] != signed.tx_hash
+        assert t.sent_to(recipient.address) == 100 * USDC
+        assert t.usdc()["community"] == str(900 * USDC)
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_transfer_that_landed_but_cannot_be_journaled_ends_failed(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        ex_id, signed = t.sign_first_due()
+        # a fault: the proposal left `queued` under a signed transfer (what an unlocked cancel
+        # could do), so the landed transfer cannot mark it executed
+        with session_scope(t.rt.engine) as s:
+            s.execute(update(Proposal).where(Proposal.id == pid).values(state="canceled"))
+        t.settle()
+        t.clock.advance(3600)  # past the deadline, and ticks again: nothing loops, nothing changes
+        t.gov.tick()
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "failed", ex
+        assert "could not be journaled" in ex["last_error"] and signed.tx_hash in ex["last_error"]
+        assert [(a["ok"], a["tx_hash"]) for a in ex["attempts"]] == [(False, signed.tx_hash)]
+        assert t.sent_to(recipient.address) == 100 * USDC
+        assert ex["reserved"] == str(100 * USDC)  # the money left: it stays out of the bucket
+        assert t.usdc()["community"] == str(900 * USDC)
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_transfer_never_mined_ends_when_its_nonce_is_taken(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    w3 = anvil.w3
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        ex_id, signed = t.sign_first_due()
+        w3.provider.make_request("evm_setAutomine", [False])  # nothing gets mined: ours waits in the pool
+        t.clock.advance(3600)  # past eta + grace
+        t.gov.tick()
+        t.gov.tick()
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "signed" and t.gov.get(pid)["state"] == "queued"  # it may still land
+        assert f"nonce {signed.nonce}" in ex["last_error"] and ex["reserved"] == str(100 * USDC)
+        # what the README tells the operator: take the nonce with a transaction that pays more
+        fee = 4 * w3.eth.get_block("latest")["baseFeePerGas"] + 10 * 10**9
+        cancel = t.treasury.sign_transaction({
+            "to": t.treasury.address, "value": 0, "gas": 21_000, "nonce": signed.nonce, "chainId": 31337,
+            "maxFeePerGas": fee, "maxPriorityFeePerGas": 10 * 10**9})
+        w3.eth.send_raw_transaction(cancel.raw_transaction)
+        anvil.mine()
+        w3.provider.make_request("evm_setAutomine", [True])
+        assert w3.eth.get_transaction_receipt(cancel.hash)["status"] == 1
+        t.gov.tick()  # ours can never land now: released, a failed attempt
+        t.gov.tick()  # and past the deadline it expires
+        ex = t.client.get(f"/v1/executions/{ex_id}").json()
+        assert ex["status"] == "expired" and ex["reserved"] is None, ex
+        assert [a["ok"] for a in ex["attempts"]] == [False] and "nonce" in ex["attempts"][0]["reason"]
+        assert t.gov.get(pid)["state"] == "expired"
+        assert t.sent_to(recipient.address) == 0
+        assert t.usdc()["community"] == str(1000 * USDC)
+        t.assert_books_hold()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        t.close()
+
+
+def test_transfer_the_chain_refuses_is_a_visible_failed_attempt(anvil, deploy, database_url, tmp_path) -> None:
+    # the journal credits the bucket with more than the treasury account holds on chain
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=50 * USDC)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        t.gov.tick()
+        ex = t.gov.client.get("/v1/executions").json()["items"][0]
+        assert ex["status"] == "ready" and ex["reserved"] is None and ex["next_attempt_at"] == t.clock.now() + 60
+        assert [a["ok"] for a in ex["attempts"]] == [False]
+        assert "would revert" in ex["attempts"][0]["reason"] and ex["last_error"] == ex["attempts"][0]["reason"]
+        assert t.usdc()["community"] == str(1000 * USDC) and t.sent_transactions() == 0
+        t.clock.advance(3600)
+        t.gov.tick()
+        assert t.gov.get(pid)["state"] == "expired"
+        assert t.client.get(f"/v1/executions/{ex['id']}").json()["status"] == "expired"
+        t.assert_books_hold()
+    finally:
+        t.close()

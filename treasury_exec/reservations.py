@@ -1,0 +1,111 @@
+"""Money in flight: a spend that may still leave the treasury holds its amount apart.
+
+When an on-chain transfer is signed, or an external executor claims a spend, the amount moves
+in the journal from ``bucket:<b>`` to ``reserved:execution:<id>`` (entry kind ``reserve``).
+Every later balance check (other spends, buybacks, the spend cap of a new proposal) reads
+the bucket and so sees only what is left: available = balance - reserved, without a second
+place to forget. The transfer, once journaled, is paid from the reservation; a transfer that
+can never land, an executor that gives up, an execution that expires or is canceled moves it
+back (``release``). Reservation accounts are bounded at zero like buckets, so the journal
+refuses to pay or release one twice, and the hash chain covers every move.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session
+
+from governance.runtime import Runtime
+from treasury_exec import journal
+from treasury_exec.journal import Posting
+from treasury_exec.models import AccountBalance, Execution
+
+PREFIX = "reserved:execution:"
+
+
+def account(ex_id: int) -> str:
+    """The journal account holding what execution ``ex_id`` reserved."""
+    return f"{PREFIX}{ex_id}"
+
+
+def _reference(ex: Execution) -> str:
+    # one reservation per attempt: a release ends the attempt (it is counted right after)
+    return f"execution:{ex.id}:attempt:{ex.attempts + 1}"
+
+
+def held(session: Session, ex: Execution) -> int:
+    """What ``ex`` holds reserved now (0 for none)."""
+    if ex.id is None or ex.asset is None:
+        return 0
+    return held_by(session, [ex.id]).get(ex.id, 0)
+
+
+def held_by(session: Session, ids: list[int]) -> dict[int, int]:
+    """Reserved amounts of many executions at once (executions holding nothing are left out).
+    Core rows: a reservation read must never leave a stale balance in the session's identity
+    map for a later journal append to trust."""
+    if not ids:
+        return {}
+    t = AccountBalance.__table__  # type: ignore[attr-defined]
+    rows = session.execute(sa_select(t.c.account, t.c.balance).where(t.c.account.in_([account(i) for i in ids])))
+    return {int(a.removeprefix(PREFIX)): int(b) for a, b in rows if int(b)}
+
+
+def bucket_available(session: Session, bucket: str, asset: str) -> int:
+    """What a bucket can still pay (reservations are already out of it). Core read, as above."""
+    t = AccountBalance.__table__  # type: ignore[attr-defined]
+    value = session.execute(sa_select(t.c.balance).where(t.c.account == f"bucket:{bucket}",
+                                                         t.c.asset == asset)).scalar()
+    return int(value) if value is not None else 0
+
+
+def reserve(session: Session, runtime: Runtime, ex: Execution, now: int) -> None:
+    """Move the spend's amount from its bucket to its reservation, under the journal head's
+    lock (which serializes this check against every other writer). Raises 422
+    ``insufficient_funds`` and stores nothing when the bucket holds less."""
+    assert ex.id is not None and ex.asset is not None and ex.amount is not None
+    with session.begin_nested():
+        journal.append_entry(session, kind="reserve", reference=_reference(ex), now=now,
+                             token_asset=runtime.settings.token_symbol, memo=f"proposal {ex.proposal_id}",
+                             postings=[Posting(f"bucket:{ex.bucket}", ex.asset, -ex.amount),
+                                       Posting(account(ex.id), ex.asset, ex.amount)])
+
+
+def release(session: Session, runtime: Runtime, ex: Execution, now: int) -> int:
+    """Move whatever ``ex`` holds reserved back to its bucket; returns the amount (0: none).
+    Call it only after a conditional status change took the execution, so that one process
+    releases it."""
+    amount = held(session, ex)
+    if amount:
+        journal.append_entry(session, kind="release", reference=_reference(ex), now=now,
+                             token_asset=runtime.settings.token_symbol, memo=f"proposal {ex.proposal_id}",
+                             postings=[Posting(account(ex.id), ex.asset, -amount),
+                                       Posting(f"bucket:{ex.bucket}", ex.asset, amount)])
+    return amount
+
+
+def debit_account(session: Session, ex: Execution) -> str:
+    """Where a settled spend is paid from: its reservation, or (an execution claimed or signed
+    before reservations existed) its bucket."""
+    assert ex.id is not None and ex.amount is not None
+    return account(ex.id) if held(session, ex) >= ex.amount else f"bucket:{ex.bucket}"
+
+
+def by_bucket(session: Session) -> dict[str, dict[str, int]]:
+    """Everything reserved now, as asset -> bucket -> amount."""
+    t = AccountBalance.__table__  # type: ignore[attr-defined]
+    rows = [(int(a.removeprefix(PREFIX)), asset, int(b)) for a, asset, b in session.execute(
+        sa_select(t.c.account, t.c.asset, t.c.balance).where(t.c.account.like(f"{PREFIX}%")))]
+    rows = [r for r in rows if r[2]]
+    if not rows:
+        return {}
+    ex = Execution.__table__  # type: ignore[attr-defined]
+    query = sa_select(ex.c.id, ex.c.bucket).where(ex.c.id.in_([r[0] for r in rows]))
+    buckets = {i: b for i, b in session.execute(query)}
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for ex_id, asset, amount in rows:
+        bucket = buckets.get(ex_id) or "?"
+        out[asset][bucket] = out[asset].get(bucket, 0) + amount
+    return dict(out)
