@@ -1,17 +1,20 @@
-"""Missing wiring fails closed: without the cancel guard a proposal is not canceled, without
-the view providers a proposal is not rendered half. (A process cannot start that way at all:
-tests/unit/test_startup_wiring.py; these cover a port lost after start.)"""
+"""Missing wiring is a start-up error, never a permissive default: a runtime without the cancel
+guard does not start, and a port lost after start fails closed (no cancel, no half-rendered
+proposal) instead of falling back."""
 
 from __future__ import annotations
 
 import pytest
 from sqlmodel import Session
 
+from governance import domains
 from governance.db import session_scope
-from governance.ports import CANCEL_GUARD, PROPOSAL_VIEWS
+from governance.ports import CANCEL_GUARD
+from governance.runtime import Runtime
+from governance.settings import SettingsError, load_settings
 from proposals.models import Proposal
 from proposals.service import cancel_proposal, get_proposal
-from proposals.views import render
+from proposals.views import PROPOSAL_VIEWS, render
 from tests.support import TOKEN, Gov, Wallet
 
 
@@ -41,3 +44,18 @@ def test_rendering_without_the_view_providers_fails_closed(runtime, pending) -> 
     del runtime.ports[PROPOSAL_VIEWS]
     with session_scope(runtime.engine, write=False) as s, pytest.raises(LookupError, match=PROPOSAL_VIEWS):
         render(s, runtime, [get_proposal(s, pending)])
+
+
+def test_a_runtime_without_the_cancel_guard_refuses_to_start(database_url, monkeypatch) -> None:
+    """Without the treasury domain nothing guards a transfer in flight against cancellation:
+    the app does not build (create_app wires at once), whatever the database."""
+    from governance.app import create_app
+
+    monkeypatch.setattr(domains, "DOMAINS", tuple(d for d in domains.DOMAINS if d != "treasury_exec"))
+    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url))
+    with pytest.raises(SettingsError, match=CANCEL_GUARD):
+        create_app(runtime=rt)
+    with pytest.raises(SettingsError, match=CANCEL_GUARD):
+        rt.wire()
+    assert rt.ports == {}  # half-wired is not wired
+    rt.close()

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from governance import domains
-from governance.ports import CANCEL_GUARD
 from governance.runtime import Runtime
 from governance.settings import SettingsError, load_settings
 from treasury_exec.chain import parse_assets
@@ -137,19 +135,4 @@ def test_wire_refuses_bad_chain_assets(tmp_path) -> None:
     with pytest.raises(SettingsError, match="DAO_CHAIN_ASSETS"):
         rt.wire()
     assert rt.ports == {}  # half-wired is not wired
-    rt.close()
-
-
-def test_a_runtime_without_the_cancel_guard_refuses_to_start(tmp_path, monkeypatch) -> None:
-    """Missing wiring is a start-up error, never a permissive default: without the treasury
-    domain nothing guards a transfer in flight against cancellation, so the runtime does not
-    wire, and the app does not build."""
-    from governance.app import create_app
-
-    monkeypatch.setattr(domains, "DOMAINS", tuple(d for d in domains.DOMAINS if d != "treasury_exec"))
-    rt = Runtime.from_settings(load_settings(env={}, database_url=f"sqlite:///{tmp_path / 'x.db'}"))
-    with pytest.raises(SettingsError, match=CANCEL_GUARD):
-        rt.wire()
-    with pytest.raises(SettingsError, match=CANCEL_GUARD):
-        create_app(runtime=rt)
     rt.close()
