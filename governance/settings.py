@@ -310,7 +310,7 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
                     (k.strip(), v.strip()) for k, v in (p.split("=", 1) for p in raw.split(",") if p)
                 )
             return {str(k): int(v) for k, v in raw.items()}
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise SettingsError(f"{env_name(name)}: cannot read {raw!r} as {typ}") from exc
     raise SettingsError(f"{env_name(name)}: unsupported type {typ}")
 
@@ -322,8 +322,13 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     values: dict[str, Any] = {}
     config_path = env.get("DAO_CONFIG")
     if config_path:
-        with Path(config_path).open("rb") as fh:
-            data = tomllib.load(fh)
+        try:
+            with Path(config_path).open("rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"DAO_CONFIG: cannot read {config_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"DAO_CONFIG: {config_path} is not TOML: {exc}") from None
         for key, raw in data.items():
             if key not in hints:
                 raise SettingsError(f"unknown setting {key!r} in {config_path}")

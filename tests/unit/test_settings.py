@@ -54,6 +54,18 @@ def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
         load_settings(env={"DAO_CONFIG": str(cfg)})
 
 
+def test_unreadable_config_file_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="DAO_CONFIG: cannot read"):
+        load_settings(env={"DAO_CONFIG": str(tmp_path / "missing.toml")})
+    cfg = tmp_path / "dao.toml"
+    cfg.write_text("chain_id = = 5\n")
+    with pytest.raises(SettingsError, match=r"DAO_CONFIG: .* is not TOML"):
+        load_settings(env={"DAO_CONFIG": str(cfg)})
+    cfg.write_text("initial_allocation = [1, 2]\n")
+    with pytest.raises(SettingsError, match="DAO_INITIAL_ALLOCATION"):
+        load_settings(env={"DAO_CONFIG": str(cfg)})
+
+
 def test_bad_integer_is_refused() -> None:
     with pytest.raises(SettingsError):
         load_settings(env={"DAO_VOTING_PERIOD": "three days"})
