@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from eth_account import Account
 from sqlmodel import Session
 
 from governance.ports import CANCEL_GUARD, TOKEN_LEDGER, TREASURY
@@ -16,7 +15,7 @@ from governance.runtime import Runtime
 from governance.settings import Settings, SettingsError
 from proposals.views import register_view
 from treasury_exec import service
-from treasury_exec.chain import ChainAsset, parse_assets
+from treasury_exec.chain import ChainAsset, load_treasury_account, parse_assets
 from treasury_exec.executions import cancel_guard
 from treasury_exec.ledger import TokenLedgerPort
 from treasury_exec.views import execution_sections
@@ -55,38 +54,27 @@ def check_settings(settings: Settings) -> dict[str, ChainAsset]:
 
 
 def check_treasury_key(settings: Settings, *, needed_by: list[str]) -> str:
-    """The treasury account's address, once its key loads; the messages never show the key."""
-    if settings.treasury_key_file:
-        try:
-            with open(settings.treasury_key_file, encoding="utf-8") as fh:
-                keystore = json.load(fh)
-        except OSError as exc:
-            raise SettingsError(f"DAO_TREASURY_KEY_FILE: cannot read {settings.treasury_key_file}: "
-                                f"{exc.strerror}") from None
-        except (ValueError, UnicodeDecodeError):
-            raise SettingsError(f"DAO_TREASURY_KEY_FILE: {settings.treasury_key_file} is not a JSON "
-                                f"keystore") from None
-        try:
-            key = Account.decrypt(keystore, settings.treasury_key_password)
-        except ValueError as exc:
-            if "MAC mismatch" in str(exc):
-                raise SettingsError("DAO_TREASURY_KEY_PASSWORD does not decrypt the keystore in "
-                                    "DAO_TREASURY_KEY_FILE") from None
-            raise SettingsError(f"DAO_TREASURY_KEY_FILE: {settings.treasury_key_file} is not a keystore "
-                                f"eth-account can decrypt") from None
-        except Exception:  # a keystore missing its fields: KeyError, TypeError and the like
-            raise SettingsError(f"DAO_TREASURY_KEY_FILE: {settings.treasury_key_file} is not a keystore "
-                                f"eth-account can decrypt") from None
-        return Account.from_key(key).address
-    if settings.treasury_private_key:
-        try:
-            return Account.from_key(settings.treasury_private_key).address
-        except Exception:  # never chained: the exception may quote the key
-            raise SettingsError("DAO_TREASURY_PRIVATE_KEY is not a secp256k1 private key "
-                                "(32 bytes, hex)") from None
-    raise SettingsError(f"DAO_TREASURY_KEY_FILE or DAO_TREASURY_PRIVATE_KEY: the treasury sends "
-                        f"{', '.join(needed_by)} itself (mode chain in DAO_CHAIN_ASSETS) and no key is "
-                        f"configured")
+    """The treasury account's address, once its key loads as the executor will load it
+    (:func:`~treasury_exec.chain.load_treasury_account`); the messages never show the key."""
+    if not (settings.treasury_key_file or settings.treasury_private_key):
+        raise SettingsError(f"DAO_TREASURY_KEY_FILE or DAO_TREASURY_PRIVATE_KEY: the treasury sends "
+                            f"{', '.join(needed_by)} itself (mode chain in DAO_CHAIN_ASSETS) and no key is "
+                            f"configured")
+    path = settings.treasury_key_file
+    try:
+        return load_treasury_account(settings).address
+    except OSError as exc:
+        problem = f"DAO_TREASURY_KEY_FILE: cannot read {path}: {exc.strerror}"
+    except json.JSONDecodeError:
+        problem = f"DAO_TREASURY_KEY_FILE: {path} is not a JSON keystore"
+    except Exception as exc:  # never chained below: an exception may quote the key
+        if not path:
+            problem = "DAO_TREASURY_PRIVATE_KEY is not a secp256k1 private key (32 bytes, hex)"
+        elif isinstance(exc, ValueError) and "MAC mismatch" in str(exc):
+            problem = "DAO_TREASURY_KEY_PASSWORD does not decrypt the keystore in DAO_TREASURY_KEY_FILE"
+        else:
+            problem = f"DAO_TREASURY_KEY_FILE: {path} is not a keystore eth-account can decrypt"
+    raise SettingsError(problem)
 
 
 def wire(runtime: Runtime) -> None:
