@@ -109,10 +109,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     """Build the HTTP application for one deployment.
 
     The engine is created here, inside the app, so a test client on another event loop
-    never shares connections with the test's own thread.
+    never shares connections with the test's own thread. The domains are wired here too, so
+    a setting the service cannot run with stops it now (:class:`SettingsError`), not at the
+    first request that needs it.
     """
     if runtime is None:
         runtime = Runtime.from_settings(settings or load_settings(), clock=clock)
+    runtime.wire()
     settings = runtime.settings
 
     def _startup(app: Litestar) -> None:

@@ -14,11 +14,22 @@ from governance.runtime import Runtime
 from governance.settings import SettingsError, load_settings
 
 
-def _runtime() -> Runtime:
+def _runtime(*, wired: bool = False) -> Runtime:
+    """The process's runtime from the settings; ``wired``: with every domain wired, as the
+    commands that run the service need it. A setting it cannot run with stops the command with
+    one message naming the setting (exit status 1), before anything is served or written."""
     try:
-        return Runtime.from_settings(load_settings())
+        rt = Runtime.from_settings(load_settings())
+        return rt.wire() if wired else rt
     except SettingsError as exc:
-        raise click.ClickException(f"settings: {exc}") from exc
+        raise click.ClickException(f"settings: {exc}") from None
+
+
+def _load_deployment(rt: Runtime) -> None:
+    try:
+        rt.load_deployment()
+    except GovernanceError as exc:
+        raise click.ClickException(exc.detail) from None
 
 
 @click.group()
@@ -34,7 +45,7 @@ def init() -> None:
     """Create the database schema, the deployment's EIP-712 salt and the default parameters."""
     from governance.setup import initialise
 
-    rt = _runtime()
+    rt = _runtime(wired=True)  # checked before the database is touched
     row, created = initialise(rt)
     state = "initialised" if created else "already initialised (salt kept)"
     click.echo(f"{rt.settings.dao_name}: {state}")
@@ -114,7 +125,7 @@ def keys_revoke(key_id: int) -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not run the scheduler in this process")
 def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
     """Serve the HTTP API (and, unless told otherwise, the scheduler in-process)."""
-    _serve(_runtime(), host, port, scheduler=not no_scheduler)
+    _serve(_runtime(wired=True), host, port, scheduler=not no_scheduler)
 
 
 def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) -> None:
@@ -123,10 +134,7 @@ def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) 
     from governance.app import create_app
     from governance.scheduler import start_background
 
-    try:
-        rt.load_deployment()
-    except GovernanceError as exc:
-        raise click.ClickException(exc.detail) from exc
+    _load_deployment(rt)
     app = create_app(runtime=rt)
     sched = start_background(rt) if scheduler and rt.settings.run_scheduler_in_server else None
     # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
@@ -135,9 +143,14 @@ def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) 
     # 107-140 ms -> 48-64 ms, and reads during ingestion likewise (bench/README.md).
     gc.collect()
     gc.freeze()
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: any local client,
+    # or any client behind a local proxy, would name its own address and get a fresh rate-limit
+    # bucket. Only the proxies the operator names are believed (DAO_TRUSTED_PROXIES).
+    trusted = list(rt.settings.trusted_proxies)
     try:
         uvicorn.run(app, host=host or rt.settings.host, port=port or rt.settings.port,
-                    log_level="info", access_log=False)
+                    log_level="info", access_log=False,
+                    proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)
     finally:
         if sched is not None:
             sched.shutdown(wait=False)
@@ -149,8 +162,8 @@ def scheduler_cmd(once: bool) -> None:
     """Run the scheduler as its own process (deployments with several API processes)."""
     from governance.scheduler import run_forever, run_once
 
-    rt = _runtime()
-    rt.load_deployment()
+    rt = _runtime(wired=True)
+    _load_deployment(rt)
     if once:
         click.echo(json.dumps(run_once(rt)))
         return
@@ -165,7 +178,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     """Initialise a demo DAO with holders who bought tokens, print their keys, and serve."""
     from governance.demo import setup_demo
 
-    rt = _runtime()
+    rt = _runtime(wired=True)
     setup_demo(rt, echo=click.echo, base_url=f"http://{host or rt.settings.host}:{port or rt.settings.port}")
     if not no_serve:
         _serve(rt, host, port, scheduler=True)

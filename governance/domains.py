@@ -5,8 +5,10 @@ Each domain package may expose, by convention:
 - ``<domain>.jobs.JOBS``: ``(name, function(runtime) -> int)`` pairs the scheduler runs;
 - ``<domain>.service.initialise(session, runtime)``: what ``dao init`` sets up (idempotent);
 - ``<domain>.cli.COMMANDS``: click commands added to ``dao``;
-- ``<domain>.wiring.wire(runtime)``: registers the ports it provides (governance.ports).
-The scheduler and the app call them in the order below.
+- ``<domain>.wiring.wire(runtime)``: registers the ports it provides (governance.ports), after
+  checking the settings they depend on (raising ``SettingsError`` naming the setting).
+The scheduler and the app call them in the order below; ``Runtime.wire`` calls every ``wire``
+once, when a process starts, and checks that each port in ``governance.ports.REQUIRED`` is there.
 """
 
 from __future__ import annotations

@@ -21,6 +21,13 @@ RECORDED_HEADS = "recorded_heads"  # list of (session) -> Iterable[RecordedHead]
 CANCEL_GUARD = "cancel_guard"  # (session, proposal_id) -> reason it cannot be canceled, or None
 TREASURY = "treasury"
 POWER = "power"
+PROPOSAL_VIEWS = "proposal_views"  # [(session, proposals) -> {proposal_id: {field: view}}]
+
+# What the service cannot run without: a process whose domains leave one out refuses to start
+# (Runtime.wire) instead of answering without it. A missing cancel guard would let a proposal
+# whose transfer is in flight be canceled; missing views would render proposals without their
+# tally or execution.
+REQUIRED = (TOKEN_LEDGER, CANCEL_GUARD, TREASURY, POWER, PROPOSAL_VIEWS)
 
 
 class TokenLedger(Protocol):

@@ -4,8 +4,13 @@
 Litestar's own limiter keeps a list of request times per client (O(limit) per request) and
 sends no ``Retry-After``; a token bucket is O(1) and says exactly when to come back. Buckets
 live in the process: behind a load balancer with several API processes, each process limits
-on its own (set the proxy's limiter for a global one). The client address is the socket's
-peer; run behind a proxy with uvicorn's ``--proxy-headers`` so that it is the real client.
+on its own (set the proxy's limiter for a global one).
+
+The client address is ``scope["client"]``: the socket's peer, unless the server replaced it
+with what ``X-Forwarded-For`` says. ``dao serve`` lets uvicorn do that only for requests
+from the proxies named in ``DAO_TRUSTED_PROXIES`` (default: none); uvicorn's own default
+believes the header from 127.0.0.1, which let any local client, or any client behind a local
+proxy, name a new address per request and never be limited.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from governance.clock import Clock, FileClock, SystemClock
 from governance.db import create_engine
 from governance.errors import ServiceUnavailable
 from governance.models import Deployment
-from governance.settings import Settings
+from governance.ports import REQUIRED
+from governance.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from governance.typed_data import Domain, TypedDataEncoder
@@ -56,13 +57,34 @@ class Runtime:
             self.closers.pop()()
         self.engine.dispose()
 
+    def wire(self) -> Runtime:
+        """Have every domain register its ports (governance.ports), checking the settings they
+        depend on, and make sure each port the service needs is there. Idempotent.
+
+        ``create_app``, the scheduler and ``dao init`` call it before anything else, so that a
+        setting the service cannot run with, or a missing piece of wiring, stops the process
+        at start (:class:`SettingsError` naming the setting) instead of failing requests later.
+        """
+        if self._wired:
+            return self
+        from governance.domains import wire
+
+        try:
+            wire(self)
+            missing = [name for name in REQUIRED if name not in self.ports]
+            if missing:
+                raise SettingsError(f"no domain provides the port(s) {', '.join(missing)} "
+                                    f"(governance.ports.REQUIRED); the service cannot run without them")
+        except BaseException:
+            self.ports.clear()  # half-wired is not wired: a later attempt starts over
+            raise
+        self._wired = True
+        return self
+
     def port(self, name: str) -> Any:
         """The implementation a domain registered for ``name`` (see governance.ports)."""
         if not self._wired:
-            from governance.domains import wire
-
-            wire(self)
-            self._wired = True
+            self.wire()
         try:
             return self.ports[name]
         except KeyError:

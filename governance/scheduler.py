@@ -40,7 +40,9 @@ def run_once(runtime: Runtime, jobs: list[Job] | None = None) -> dict[str, int]:
 
 
 def start_background(runtime: Runtime) -> BackgroundScheduler:
-    """Start the jobs in a background thread of this process (``dao serve``)."""
+    """Start the jobs in a background thread of this process (``dao serve``, ``dao scheduler``),
+    once the domains are wired: a setting the jobs cannot run with stops the start."""
+    runtime.wire()
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         run_once, "interval", args=[runtime], seconds=runtime.settings.scheduler_interval,

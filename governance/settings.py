@@ -3,16 +3,32 @@
 Every field is documented in the README's settings table (kept in step by
 ``tests/unit/test_settings.py``). Money is in micro-USD, tokens in base units, shares and
 thresholds in basis points, durations in seconds: integers throughout.
+
+:meth:`Settings.validate` refuses, with a message naming the variable, every value the service
+cannot run with; what depends on the domains (``DAO_CHAIN_ASSETS``, the treasury key) is checked
+when a process wires its domains (:meth:`governance.runtime.Runtime.wire`). Addresses are taken
+only in their one canonical form, never rewritten: an EVM address EIP-55 checksummed, as the API
+takes it (a lower-case one carries no checksum, so a typo in it would go unnoticed), a Solana
+address exactly as base58 encodes its key; an address listed twice is refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from governance.signatures import is_checksum_address, is_solana_address
 
 DEFAULT_BUCKETS = ("compute", "development", "treasury", "buybacks", "community")
 DEFAULT_ALLOCATION = {
@@ -23,6 +39,7 @@ DEFAULT_ALLOCATION = {
     "community": 500,
 }
 PROPOSAL_KINDS = ("PriceChange", "AllocationChange", "TreasurySpend")
+_RULE_PREFIX = {"PriceChange": "price", "AllocationChange": "allocation", "TreasurySpend": "spend"}
 
 
 class SettingsError(ValueError):
@@ -98,6 +115,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     rate_limit_per_minute: int = 600  # per client address; 0 turns limiting off
     rate_limit_burst: int = 60
+    trusted_proxies: tuple[str, ...] = ()  # IPs / networks whose X-Forwarded-For names the client
     # scheduler
     scheduler_interval: int = 10
     run_scheduler_in_server: bool = True
@@ -106,49 +124,160 @@ class Settings:
 
     def rules_for(self, kind: str) -> Rules:
         """The quorum and approval a new proposal of ``kind`` freezes."""
-        prefix = {"PriceChange": "price", "AllocationChange": "allocation", "TreasurySpend": "spend"}
-        if kind not in prefix:
+        if kind not in _RULE_PREFIX:
             raise SettingsError(f"unknown proposal kind {kind!r}")
-        p = prefix[kind]
+        p = _RULE_PREFIX[kind]
         return Rules(getattr(self, f"{p}_quorum_bps"), getattr(self, f"{p}_approval_bps"))
 
     def validate(self) -> Settings:
-        """Refuse settings that would make the economy or the lifecycle inconsistent."""
-        if set(self.initial_allocation) != set(self.buckets):
-            raise SettingsError("initial_allocation must name exactly the configured buckets")
-        if sum(self.initial_allocation.values()) != 10_000:
-            raise SettingsError("initial_allocation must sum to 10000 basis points")
-        if "treasury" not in self.buckets:
-            raise SettingsError("the 'treasury' bucket receives rounding remainders; keep it")
-        if any(v < 0 for v in self.initial_allocation.values()):
-            raise SettingsError("allocation shares cannot be negative")
-        if self.initial_price <= 0:
-            raise SettingsError("initial_price must be positive")
-        for name in ("voting_delay", "voting_period", "timelock", "grace_period"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{name} cannot be negative")
-        if self.database_timeout <= 0:
-            raise SettingsError("database_timeout must be positive")
-        if self.voting_period <= 0:
-            raise SettingsError("voting_period must be positive")
-        for kind in PROPOSAL_KINDS:
-            r = self.rules_for(kind)
-            if not (0 <= r.quorum_bps <= 10_000 and 0 <= r.approval_bps < 10_000):
-                raise SettingsError(f"rules for {kind} out of range")
-        if self.vote_batch_max < 1:
-            raise SettingsError("vote_batch_max must be at least 1")
-        if self.view_cache_ms < 0:
-            raise SettingsError("view_cache_ms cannot be negative (0 turns the cache off)")
-        if self.vote_change not in ("latest", "forbid"):
-            raise SettingsError("vote_change must be 'latest' or 'forbid'")
-        if self.power_source not in ("ledger", "erc20", "holders-file"):
-            raise SettingsError("power_source must be ledger, erc20 or holders-file")
-        if self.power_source == "erc20" and not (self.rpc_url and self.erc20_token):
-            raise SettingsError("power_source erc20 needs rpc_url and erc20_token")
+        """Refuse settings the service cannot run with (:class:`SettingsError`, naming the
+        ``DAO_*`` variable): inconsistent economy or lifecycle, out-of-range numbers, addresses
+        not in their canonical form or listed twice, malformed URLs and networks."""
+        self._check_economy()
+        self._check_lifecycle()
+        self._check_voting()
+        self._check_treasury()
+        self._check_service()
         return self
+
+    def _check_economy(self) -> None:
+        _no_duplicates("buckets", self.buckets)
+        if any(not b or b != b.strip() for b in self.buckets):
+            raise SettingsError("DAO_BUCKETS: a bucket name is empty or has surrounding spaces")
+        if set(self.initial_allocation) != set(self.buckets):
+            raise SettingsError("DAO_INITIAL_ALLOCATION must name exactly the configured buckets (DAO_BUCKETS)")
+        if sum(self.initial_allocation.values()) != 10_000:
+            raise SettingsError("DAO_INITIAL_ALLOCATION must sum to 10000 basis points")
+        if "treasury" not in self.buckets:
+            raise SettingsError("DAO_BUCKETS: the 'treasury' bucket receives rounding remainders; keep it")
+        if any(v < 0 for v in self.initial_allocation.values()):
+            raise SettingsError("DAO_INITIAL_ALLOCATION: shares cannot be negative")
+        if self.initial_price <= 0:
+            raise SettingsError("DAO_INITIAL_PRICE must be positive")
+        if not self.dao_name.strip():
+            raise SettingsError("DAO_DAO_NAME cannot be empty (it is the EIP-712 domain's name)")
+        _in_range("chain_id", self.chain_id, 1, 2**256 - 1)
+        if not self.token_symbol.strip() or self.token_symbol != self.token_symbol.strip():
+            raise SettingsError("DAO_TOKEN_SYMBOL cannot be empty or have surrounding spaces")
+        _in_range("token_decimals", self.token_decimals, 0, 77)  # 10^77 < 2^256
+        _in_range("proposal_threshold", self.proposal_threshold, 0, 2**256 - 1)
+        _in_range("max_price_change_bps", self.max_price_change_bps, 0, None)
+        _in_range("spend_cap_bps", self.spend_cap_bps, 0, 10_000)
+
+    def _check_lifecycle(self) -> None:
+        for name in ("voting_delay", "voting_period", "timelock", "grace_period"):
+            _in_range(name, getattr(self, name), 0, None)
+        _in_range("voting_period", self.voting_period, 1, None)
+        for prefix in _RULE_PREFIX.values():
+            _in_range(f"{prefix}_quorum_bps", getattr(self, f"{prefix}_quorum_bps"), 0, 10_000)
+            # approval is a strict majority of that share: 10000 could never be exceeded
+            _in_range(f"{prefix}_approval_bps", getattr(self, f"{prefix}_approval_bps"), 0, 9_999)
+        _in_range("title_max_chars", self.title_max_chars, 1, None)
+        _in_range("description_max_chars", self.description_max_chars, 0, None)
+        _in_range("reason_max_chars", self.reason_max_chars, 0, None)
+        _in_range("max_clock_skew", self.max_clock_skew, 0, None)
+
+    def _check_voting(self) -> None:
+        if self.vote_change not in ("latest", "forbid"):
+            raise SettingsError("DAO_VOTE_CHANGE must be 'latest' or 'forbid'")
+        _in_range("vote_batch_max", self.vote_batch_max, 1, None)
+        if self.view_cache_ms < 0:
+            raise SettingsError("DAO_VIEW_CACHE_MS cannot be negative (0 turns the cache off)")
+        _addresses("guardians", self.guardians)
+        _addresses("excluded_accounts", self.excluded_accounts)
+        if self.power_source not in ("ledger", "erc20", "holders-file"):
+            raise SettingsError("DAO_POWER_SOURCE must be ledger, erc20 or holders-file")
+        if self.power_source == "erc20" and not (self.rpc_url and self.erc20_token):
+            raise SettingsError("DAO_POWER_SOURCE erc20 needs DAO_RPC_URL and DAO_ERC20_TOKEN")
+        if self.erc20_token:
+            _addresses("erc20_token", (self.erc20_token,), evm_only=True)
+        if self.rpc_url:
+            parts = urlsplit(self.rpc_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SettingsError(f"DAO_RPC_URL must be an http:// or https:// URL, not {self.rpc_url!r}")
+        _in_range("confirmations", self.confirmations, 0, None)
+
+    def _check_treasury(self) -> None:
+        if self.treasury_key_file and self.treasury_private_key:
+            raise SettingsError("DAO_TREASURY_KEY_FILE and DAO_TREASURY_PRIVATE_KEY are both set: give one")
+        _in_range("execution_lease_seconds", self.execution_lease_seconds, 1, None)
+        _no_duplicates("external_buckets", self.external_buckets)
+        unknown = [b for b in self.external_buckets if b not in self.buckets]
+        if unknown:
+            raise SettingsError(f"DAO_EXTERNAL_BUCKETS names {unknown}, which DAO_BUCKETS does not")
+        _in_range("retry_interval", self.retry_interval, 0, None)
+
+    def _check_service(self) -> None:
+        if not self.database_url.startswith(_DATABASE_SCHEMES):
+            raise SettingsError(f"DAO_DATABASE_URL must start with one of {', '.join(_DATABASE_SCHEMES)}")
+        try:
+            make_url(self.database_url)
+        except ArgumentError as exc:
+            raise SettingsError(f"DAO_DATABASE_URL cannot be read as a database URL: {exc}") from None
+        if self.database_timeout <= 0:
+            raise SettingsError("DAO_DATABASE_TIMEOUT must be positive")
+        if not self.host.strip():
+            raise SettingsError("DAO_HOST cannot be empty")
+        _in_range("port", self.port, 1, 65_535)
+        _no_duplicates("cors_origins", self.cors_origins)
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise SettingsError(f"DAO_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port]) or *")
+        _in_range("max_body_bytes", self.max_body_bytes, 1, None)
+        _in_range("rate_limit_per_minute", self.rate_limit_per_minute, 0, None)
+        _in_range("rate_limit_burst", self.rate_limit_burst, 1, None)
+        networks: dict[Any, str] = {}
+        for proxy in self.trusted_proxies:
+            try:
+                net = ipaddress.ip_network(proxy, strict=True)  # an address is a network of one
+            except ValueError as exc:
+                raise SettingsError(f"DAO_TRUSTED_PROXIES: {proxy!r} is not an IP address or network "
+                                    f"(CIDR, host bits zero): {exc}") from None
+            if net in networks:
+                raise SettingsError(f"DAO_TRUSTED_PROXIES lists {net} twice ({networks[net]!r}, {proxy!r})")
+            networks[net] = proxy
+        _in_range("scheduler_interval", self.scheduler_interval, 1, None)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes).validate()
+
+
+_ORIGIN = re.compile(r"https?://[^/\s?#]+")
+_DATABASE_SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def env_name(name: str) -> str:
+    """The variable that sets field ``name``: what every settings message names."""
+    return f"DAO_{name.upper()}"
+
+
+def _in_range(name: str, value: int, low: int, high: int | None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise SettingsError(f"{env_name(name)} must be {bound}, not {value}")
+
+
+def _no_duplicates(name: str, values: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise SettingsError(f"{env_name(name)} lists {v!r} twice")
+        seen.add(v)
+
+
+def _addresses(name: str, values: Iterable[str], *, evm_only: bool = False) -> None:
+    """Every value is an address in its canonical form, none twice (see the module's docstring)."""
+    values = tuple(values)
+    for a in values:
+        if is_checksum_address(a) or (not evm_only and is_solana_address(a)):
+            continue
+        if isinstance(a, str) and re.fullmatch(r"0x[0-9a-fA-F]{40}", a):
+            raise SettingsError(f"{env_name(name)}: {a} is not EIP-55 checksummed; write it in the mixed case a "
+                                f"wallet or block explorer shows (a lower-case address carries no checksum, so "
+                                f"a typo in it would go unnoticed)")
+        want = "an EIP-55 checksummed 0x address" + ("" if evm_only else " or a base58 Solana address")
+        raise SettingsError(f"{env_name(name)}: {a!r} is not {want}")
+    _no_duplicates(name, values)
 
 
 def _coerce(name: str, typ: Any, raw: Any) -> Any:
@@ -181,9 +310,9 @@ def _coerce(name: str, typ: Any, raw: Any) -> Any:
                     (k.strip(), v.strip()) for k, v in (p.split("=", 1) for p in raw.split(",") if p)
                 )
             return {str(k): int(v) for k, v in raw.items()}
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise SettingsError(f"setting {name}: cannot read {raw!r} as {typ}") from exc
-    raise SettingsError(f"setting {name}: unsupported type {typ}")
+    except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        raise SettingsError(f"{env_name(name)}: cannot read {raw!r} as {typ}") from exc
+    raise SettingsError(f"{env_name(name)}: unsupported type {typ}")
 
 
 def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -193,8 +322,13 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     values: dict[str, Any] = {}
     config_path = env.get("DAO_CONFIG")
     if config_path:
-        with Path(config_path).open("rb") as fh:
-            data = tomllib.load(fh)
+        try:
+            with Path(config_path).open("rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"DAO_CONFIG: cannot read {config_path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"DAO_CONFIG: {config_path} is not TOML: {exc}") from None
         for key, raw in data.items():
             if key not in hints:
                 raise SettingsError(f"unknown setting {key!r} in {config_path}")

@@ -75,7 +75,8 @@ def is_checksum_address(s: Any) -> bool:
 
 
 def is_solana_address(s: Any) -> bool:
-    """True for the base58 form of exactly 32 bytes (an ed25519 public key)."""
+    """True for the base58 form of exactly 32 bytes (an ed25519 public key), written exactly as
+    base58 encodes them: nothing before or after, no leading ``1`` beyond the key's zero bytes."""
     # the length check comes first: it bounds the base58 work and what the cache may hold
     return isinstance(s, str) and 32 <= len(s) <= 44 and _solana_key(s) is not None
 
@@ -85,11 +86,22 @@ def _solana_key(s: str) -> bytes | None:
     """The 32-byte public key ``s`` (32 to 44 characters) is the base58 of, else None. Cached:
     one vote checks its signer's form up to three times (the envelope, the message's voter, the
     verification), and base58 decoding in Python is a tenth of an ed25519 vote's cost."""
+    raw = _b58_exact(s)
+    return raw if raw is not None and len(raw) == 32 else None
+
+
+def _b58_exact(s: str) -> bytes | None:
+    """The bytes ``s`` is the base58 of, only if ``s`` is exactly their encoding, else None.
+
+    ``base58.b58decode`` strips surrounding whitespace: ``"ADDR "`` and ``"ADDR\\n"`` decode like
+    ``"ADDR"``. Taken as they are, one key would have several identities, and the extra ones
+    escape every exact-match list (guardians, excluded accounts, holder lists).
+    """
     try:
         raw = base58.b58decode(s)
-    except ValueError:
+    except ValueError:  # not a base58 digit (or not ASCII)
         return None
-    return raw if len(raw) == 32 else None
+    return raw if base58.b58encode(raw).decode() == s else None
 
 
 def address_kind(s: Any) -> Literal["evm", "solana"] | None:
@@ -144,11 +156,9 @@ def _recover_evm(digest: bytes, signature: str) -> str:
 
 
 def _verify_ed25519(payload: bytes, signer: str, signature: str) -> None:
-    # 64 bytes are at most 88 base58 digits; the bound keeps a huge string from costing time
-    try:
-        sig = base58.b58decode(signature) if len(signature) <= 88 else b""
-    except ValueError:  # not a base58 digit (or not ASCII)
-        sig = b""
+    # 64 bytes are at most 88 base58 digits; the bound keeps a huge string from costing time.
+    # Exact: a signature is stored as received, so one signature has one written form.
+    sig = (_b58_exact(signature) if len(signature) <= 88 else None) or b""
     if len(sig) != 64:
         raise BadRequest("an ed25519 signature is base58 of exactly 64 bytes", code="malformed_signature")
     if not is_solana_address(signer):  # verify_envelope checked it first: a decoded key is cached

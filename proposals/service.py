@@ -252,10 +252,9 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
                             "signature": verified.signature, "message": msg})
     if proposal.state == State.CANCELED.value:
         return proposal
-    try:
-        blocker = runtime.port(CANCEL_GUARD)(session, proposal.id)
-    except LookupError:
-        blocker = None
+    # never a default here: without the guard, a transfer in flight could be canceled under it
+    # (a runtime without one does not start: Runtime.wire)
+    blocker = runtime.port(CANCEL_GUARD)(session, proposal.id)
     if blocker:
         raise Conflict(blocker, code="execution_in_flight", extra={"state": proposal.state})
     if not cancel_allowed(proposal.state, proposal.starts_at, now, by_guardian=guardian):

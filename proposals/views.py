@@ -10,12 +10,14 @@ from typing import Any
 
 from sqlmodel import Session
 
+from governance.ports import PROPOSAL_VIEWS
 from governance.runtime import Runtime
 from proposals.lifecycle import effective_state, voting_open
 from proposals.models import Proposal
 from proposals.schemas import LedgerHead, ProposalRead, RulesView, SnapshotView
 
-PROPOSAL_VIEWS = "proposal_views"
+__all__ = ["PROPOSAL_VIEWS", "ViewProvider", "register_view", "render"]
+
 ViewProvider = Callable[[Session, Sequence[Proposal]], dict[str, dict[str, Any]]]
 
 
@@ -30,10 +32,7 @@ def ledger_head(seq: int | None, digest: str | None) -> LedgerHead | None:
 
 def render(session: Session, runtime: Runtime, proposals: Sequence[Proposal]) -> list[ProposalRead]:
     now = runtime.clock.now()
-    try:
-        providers: list[ViewProvider] = runtime.port(PROPOSAL_VIEWS)
-    except LookupError:
-        providers = []
+    providers: list[ViewProvider] = runtime.port(PROPOSAL_VIEWS)  # wired at start (Runtime.wire)
     sections: dict[str, dict[str, Any]] = {p.id: {} for p in proposals}
     for provider in providers:
         for pid, fields in provider(session, proposals).items():

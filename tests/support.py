@@ -49,9 +49,14 @@ class Wallet:
         return cls("eip712", acct.address, acct)
 
     @classmethod
-    def solana(cls) -> Wallet:
-        sk = SigningKey.generate()
-        return cls("ed25519", base58.b58encode(bytes(sk.verify_key)).decode(), sk)
+    def solana(cls, digits: int | None = None) -> Wallet:
+        """A new Solana wallet; ``digits``: one whose address has that many base58 digits (43 or
+        44; one key in ~17 has 43, and only those leave room for a trailing character)."""
+        while True:
+            sk = SigningKey.generate()
+            address = base58.b58encode(bytes(sk.verify_key)).decode()
+            if digits is None or len(address) == digits:
+                return cls("ed25519", address, sk)
 
     def sign(self, domain: Domain, primary: str, message: dict[str, Any]) -> dict[str, Any]:
         """The envelope a wallet would send."""

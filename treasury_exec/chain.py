@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 
 from governance.errors import ServiceUnavailable, Unprocessable
 from governance.failpoints import failpoint
-from governance.settings import Settings
+from governance.settings import Settings, SettingsError
 
 log = logging.getLogger("treasury_exec.chain")
 
@@ -53,27 +54,63 @@ class ChainAsset:
         return self.token is None
 
 
+_ASSET_KEYS = {"token", "native", "decimals", "mode", "senders"}
+_SYMBOL = re.compile(r"[A-Za-z0-9._-]{1,32}")  # a journal asset (32 characters at most)
+
+
 def parse_assets(raw: str) -> dict[str, ChainAsset]:
-    """``DAO_CHAIN_ASSETS`` → assets. Refuses what it cannot use, at start."""
+    """``DAO_CHAIN_ASSETS`` → assets. Refuses what it cannot use, at start (:class:`SettingsError`
+    naming the setting): not a JSON object, a symbol twice, an unknown key (a misspelt ``mode``
+    would silently send from the treasury), a token address not EIP-55 checksummed, one token or
+    the native coin under two symbols, decimals that are not an integer 0..77."""
     if not raw.strip():
         return {}
+
+    def no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise SettingsError(f"DAO_CHAIN_ASSETS names {twice[0]!r} twice")
+        return dict(pairs)
+
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=no_twice)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"DAO_CHAIN_ASSETS is not JSON: {exc}") from exc
-    out = {}
+        raise SettingsError(f"DAO_CHAIN_ASSETS is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError('DAO_CHAIN_ASSETS must be a JSON object: {"SYMBOL": {"token": "0x…", …}, …}')
+    out: dict[str, ChainAsset] = {}
+    seen: dict[str | None, str] = {}  # token address (None: the native coin) -> its symbol
     for symbol, cfg in data.items():
+        where = f"DAO_CHAIN_ASSETS: asset {symbol!r}"
+        if not _SYMBOL.fullmatch(symbol):
+            raise SettingsError(f"{where}: a symbol is 1 to 32 letters, digits, '.', '_' or '-'")
+        if not isinstance(cfg, dict):
+            raise SettingsError(f"{where}: give an object with token or native, decimals and mode")
+        unknown = sorted(set(cfg) - _ASSET_KEYS)
+        if unknown:
+            raise SettingsError(f"{where}: unknown key(s) {unknown}; the keys are {sorted(_ASSET_KEYS)}")
         mode = cfg.get("mode", "chain")
         if mode not in ("chain", "external"):
-            raise ValueError(f"asset {symbol}: mode is chain or external")
+            raise SettingsError(f"{where}: mode is chain or external")
+        native = cfg.get("native", False)
+        if not isinstance(native, bool):
+            raise SettingsError(f"{where}: native is true or false")
         token = cfg.get("token")
-        if not cfg.get("native") and not (isinstance(token, str) and Web3.is_checksum_address(token)):
-            raise ValueError(f"asset {symbol}: give an EIP-55 'token' address, or 'native': true")
+        if native == (token is not None):
+            raise SettingsError(f"{where}: give either an EIP-55 'token' address or 'native': true")
+        if token is not None and not (isinstance(token, str) and Web3.is_checksum_address(token)):
+            raise SettingsError(f"{where}: 'token' must be an EIP-55 checksummed address, not {token!r}")
+        if token in seen:
+            raise SettingsError(f"{where}: {'the native coin' if native else token} is already asset {seen[token]!r}")
+        seen[token] = symbol
+        decimals = cfg.get("decimals", 18)
+        if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 77:
+            raise SettingsError(f"{where}: decimals is an integer from 0 to 77")
         senders = _senders(symbol, cfg.get("senders", []))
         if mode == "external" and not senders:
-            raise ValueError(f"asset {symbol}: mode external needs 'senders', the accounts executors pay from")
-        out[symbol] = ChainAsset(symbol=symbol, decimals=int(cfg.get("decimals", 18)), mode=mode,
-                                 token=None if cfg.get("native") else token, senders=senders)
+            raise SettingsError(f"{where}: mode external needs 'senders', the accounts executors pay from")
+        out[symbol] = ChainAsset(symbol=symbol, decimals=decimals, mode=mode, token=token, senders=senders)
     return out
 
 
@@ -81,9 +118,9 @@ def _senders(symbol: str, raw: object) -> tuple[str, ...]:
     """An asset's allowed senders: a list of distinct EIP-55 addresses (one canonical form, so
     that a completion's payer is compared exactly)."""
     if not isinstance(raw, list) or not all(isinstance(a, str) and Web3.is_checksum_address(a) for a in raw):
-        raise ValueError(f"asset {symbol}: 'senders' is a list of EIP-55 addresses")
+        raise SettingsError(f"DAO_CHAIN_ASSETS: asset {symbol!r}: 'senders' is a list of EIP-55 addresses")
     if len(set(raw)) != len(raw):
-        raise ValueError(f"asset {symbol}: 'senders' lists an address twice")
+        raise SettingsError(f"DAO_CHAIN_ASSETS: asset {symbol!r}: 'senders' lists an address twice")
     return tuple(raw)
 
 

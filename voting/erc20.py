@@ -12,8 +12,6 @@ a reorg from changing the weights under a live proposal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
@@ -35,12 +33,13 @@ ABI = [
 
 
 class Erc20PowerSource:
-    def __init__(self, rpc: str | Web3, token: str, *, confirmations: int = 2,
-                 excluded_accounts: Sequence[str] = (), timeout: float = 10.0):
+    """What the token says: weights and supply at a block. Excluded accounts are taken out on
+    top of it, as for every source (``voting.power.ExcludingAccounts``)."""
+
+    def __init__(self, rpc: str | Web3, token: str, *, confirmations: int = 2, timeout: float = 10.0):
         self.w3 = rpc if isinstance(rpc, Web3) else Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
         self.token = self.w3.eth.contract(address=Web3.to_checksum_address(token), abi=ABI)
         self.confirmations = max(confirmations, 1)
-        self.excluded = [Web3.to_checksum_address(a) for a in excluded_accounts]
         self._votes: bool | None = None
 
     def _rpc(self, fn, *args, **kwargs):
@@ -79,7 +78,5 @@ class Erc20PowerSource:
 
     def total(self, block: int) -> int:
         if self.is_votes:
-            supply = self._rpc(self.token.functions.getPastTotalSupply(block).call)
-        else:
-            supply = self._rpc(self.token.functions.totalSupply().call, block_identifier=block)
-        return max(supply - sum(self.weight(a, block) for a in self.excluded), 0)
+            return self._rpc(self.token.functions.getPastTotalSupply(block).call)
+        return self._rpc(self.token.functions.totalSupply().call, block_identifier=block)

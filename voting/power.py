@@ -6,6 +6,9 @@ snapshot and answer "what did this address weigh there" forever after.
 | ``ledger``     | token-ledger sequence      | balance at that sequence       | supply there − excluded    |
 | ``erc20``      | block (latest − confirms)  | getPastVotes / balanceOf@block | past supply − excluded     |
 | ``holders-file`` | holder-list id           | the listed balance             | the listed total − excluded|
+
+Each source reads what its ledger, chain or list says; :class:`ExcludingAccounts` applies
+``DAO_EXCLUDED_ACCOUNTS`` on top of every one of them, in one place, so no source can forget it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,31 @@ from governance.runtime import Runtime
 from voting.models import HolderBalance, HolderList
 
 
+class ExcludingAccounts:
+    """A source with the excluded accounts (treasury-held tokens) taken out: they weigh 0 on
+    every proposal, for votes and for the proposal threshold alike, and the total is the
+    source's total less what they hold at the snapshot, each account subtracted once."""
+
+    def __init__(self, source: PowerSource, excluded: Collection[str]):
+        self.source = source
+        self.name = source.name
+        # a set: an account listed twice (refused by the settings anyway) is still taken out once
+        self.excluded = frozenset(excluded)
+
+    def take_snapshot(self, session: Session) -> Snapshot:
+        snap = self.source.take_snapshot(session)
+        held = sum(self.source.weights(session, snap, self.excluded).values()) if self.excluded else 0
+        return Snapshot(source=snap.source, ref=snap.ref, total=max(snap.total - held, 0))
+
+    def weight(self, session: Session, snapshot: Snapshot, address: str) -> int:
+        if address in self.excluded:
+            return 0
+        return self.source.weight(session, snapshot, address)
+
+    def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
+        return self.source.weights(session, snapshot, [a for a in addresses if a not in self.excluded])
+
+
 class LedgerPowerSource:
     """The embedded token ledger: balances with checkpoints at every ledger sequence."""
 
@@ -29,7 +57,6 @@ class LedgerPowerSource:
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.excluded = tuple(runtime.settings.excluded_accounts)
 
     @property
     def ledger(self) -> TokenLedger:
@@ -37,18 +64,13 @@ class LedgerPowerSource:
 
     def take_snapshot(self, session: Session) -> Snapshot:
         seq = self.ledger.current_seq(session)
-        total = self.ledger.supply_at(session, seq)
-        total -= sum(self.ledger.balance_at(session, a, seq) for a in self.excluded)
-        return Snapshot(source=self.name, ref=seq, total=max(total, 0))
+        return Snapshot(source=self.name, ref=seq, total=self.ledger.supply_at(session, seq))
 
     def weight(self, session: Session, snapshot: Snapshot, address: str) -> int:
-        if address in self.excluded:
-            return 0
         return self.ledger.balance_at(session, address, snapshot.ref)
 
     def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
-        wanted = [a for a in addresses if a not in self.excluded]
-        return self.ledger.balances_at(session, wanted, snapshot.ref)
+        return self.ledger.balances_at(session, addresses, snapshot.ref)
 
 
 _h = HolderBalance.__table__  # type: ignore[attr-defined]
@@ -61,23 +83,17 @@ class HoldersFilePowerSource:
 
     name = "holders-file"
 
-    def __init__(self, runtime: Runtime):
-        self.excluded = tuple(runtime.settings.excluded_accounts)
-
     def take_snapshot(self, session: Session) -> Snapshot:
         current = session.exec(select(HolderList).order_by(HolderList.id.desc()).limit(1)).first()
         if current is None or current.id is None:
             raise Conflict("no holder list has been uploaded yet", code="no_holder_list")
-        excluded = sum(self._balance(session, current.id, a) for a in self.excluded)
-        return Snapshot(source=self.name, ref=current.id, total=max(current.total - excluded, 0))
+        return Snapshot(source=self.name, ref=current.id, total=current.total)
 
     def weight(self, session: Session, snapshot: Snapshot, address: str) -> int:
-        if address in self.excluded:
-            return 0
         return self._balance(session, snapshot.ref, address)
 
     def weights(self, session: Session, snapshot: Snapshot, addresses: Collection[str]) -> dict[str, int]:
-        wanted = {a for a in addresses if a not in self.excluded}
+        wanted = set(addresses)
         if not wanted:
             return {}
         rows = session.connection().execute(_LISTED, {"list": snapshot.ref, "addresses": sorted(wanted)})
@@ -98,8 +114,7 @@ class Erc20PowerSourceAdapter:
         from voting.erc20 import Erc20PowerSource
 
         s = runtime.settings
-        self.chain = Erc20PowerSource(s.rpc_url, s.erc20_token, confirmations=s.confirmations,
-                                      excluded_accounts=list(s.excluded_accounts))
+        self.chain = Erc20PowerSource(s.rpc_url, s.erc20_token, confirmations=s.confirmations)
 
     def take_snapshot(self, session: Session) -> Snapshot:
         block = self.chain.snapshot()
@@ -113,12 +128,16 @@ class Erc20PowerSourceAdapter:
 
 
 def make_power_source(runtime: Runtime) -> PowerSource:
+    """The deployment's source (``DAO_POWER_SOURCE``), with the excluded accounts taken out."""
     kind = runtime.settings.power_source
+    source: PowerSource
     if kind == "erc20":
-        return Erc20PowerSourceAdapter(runtime)
-    if kind == "holders-file":
-        return HoldersFilePowerSource(runtime)
-    return LedgerPowerSource(runtime)
+        source = Erc20PowerSourceAdapter(runtime)
+    elif kind == "holders-file":
+        source = HoldersFilePowerSource()
+    else:
+        source = LedgerPowerSource(runtime)
+    return ExcludingAccounts(source, runtime.settings.excluded_accounts)
 
 
 def snapshot_of(proposal) -> Snapshot:

@@ -183,7 +183,7 @@ def test_the_cache_keeps_at_most_max_entries_dropping_the_oldest() -> None:
 def test_a_negative_ttl_is_refused() -> None:
     from governance.settings import SettingsError, load_settings
 
-    with pytest.raises(SettingsError, match="view_cache_ms"):
+    with pytest.raises(SettingsError, match="DAO_VIEW_CACHE_MS"):
         load_settings(env={"DAO_VIEW_CACHE_MS": "-1"})
 
 

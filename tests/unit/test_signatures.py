@@ -297,3 +297,34 @@ def test_solana_address_checks_are_cached_only_for_address_sized_strings() -> No
     assert _solana_key.cache_info().currsize == 1  # a huge string is refused before the cache sees it
     short = base58.b58encode(bytes([7] * 31)).decode()  # 31 bytes in an address-sized string
     assert 32 <= len(short) <= 44 and not is_solana_address(short)
+
+
+SOL43 = Wallet.solana(digits=43)  # with one more character, a string of an address's length
+
+
+@pytest.mark.parametrize("suffix", [" ", "\n", "\t", "\r\n"])
+def test_solana_address_with_trailing_whitespace_is_not_an_address(suffix) -> None:
+    """base58.b58decode strips whitespace: "ADDR " decodes to ADDR's key. Taken, one key would
+    have several identities, and the extra ones escape exact-match lists."""
+    assert is_solana_address(SOL43.address)
+    assert base58.b58decode(SOL43.address + suffix) == base58.b58decode(SOL43.address)  # what it defends against
+    assert not is_solana_address(SOL43.address + suffix)
+    assert address_kind(SOL43.address + suffix) is None
+    with pytest.raises(BadRequest) as info:
+        normalize_address(SOL43.address + suffix)
+    assert info.value.code == "invalid_address"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("suffix", [" ", "\n"])
+def test_solana_envelope_with_trailing_whitespace_in_signer_is_refused(kind, suffix) -> None:
+    # the wallet really signed a message naming "ADDR ": only the address's form can refuse it
+    w = Wallet("ed25519", SOL43.address + suffix, SOL43._key)
+    fails(w.sign(DOMAIN, kind, message(kind, w.address)), BadRequest, "invalid_address")
+
+
+@pytest.mark.parametrize("suffix", [" ", "\n"])
+def test_ed25519_signature_with_trailing_whitespace_is_malformed(suffix) -> None:
+    d = signed(WALLETS["solana"])
+    verify_envelope(env(d), ENC)
+    fails(d | {"signature": d["signature"] + suffix}, BadRequest, "malformed_signature")
