@@ -21,12 +21,13 @@ from treasury_exec.journal import verify_chain
 from treasury_exec.models import JournalEntry, Purchase
 from voting.models import HolderBalance, HolderList
 
-ASSETS = json.dumps({"ETH": {"native": True, "decimals": 18, "mode": "external"}})
+ASSETS = json.dumps({"ETH": {"native": True, "decimals": 18, "mode": "external",
+                             "senders": ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]}})
 
 
 @pytest.fixture
 def settings_overrides() -> dict:
-    return {"chain_assets": ASSETS}
+    return {"chain_assets": ASSETS, "rpc_url": "http://127.0.0.1:9"}  # the RPC is never called here
 
 
 def auth(key: str) -> dict[str, str]:

@@ -20,13 +20,16 @@ OTHER = Account.create().address
 RPC = "http://127.0.0.1:8545"
 
 
+SENDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # an executor's account (EIP-55)
+
+
 def assets(**cfg) -> str:
     return json.dumps(cfg)
 
 
 def test_good_assets_are_parsed() -> None:
     parsed = parse_assets(assets(USDC={"token": TOKEN, "decimals": 6, "mode": "chain"},
-                                 ETH={"native": True, "mode": "external"}))
+                                 ETH={"native": True, "mode": "external", "senders": [SENDER]}))
     assert parsed["USDC"].token == TOKEN and parsed["USDC"].decimals == 6 and parsed["USDC"].mode == "chain"
     assert parsed["ETH"].native and parsed["ETH"].decimals == 18 and parsed["ETH"].mode == "external"
 
@@ -60,13 +63,14 @@ def test_malformed_chain_assets_are_refused_naming_the_setting(raw, match) -> No
 
 @pytest.mark.parametrize("symbol", ["USD", "AST"])
 def test_an_asset_cannot_take_the_journals_own_names(symbol) -> None:
-    s = load_settings(env={}, rpc_url=RPC, chain_assets=assets(**{symbol: {"token": TOKEN, "mode": "external"}}))
+    s = load_settings(env={}, rpc_url=RPC,
+                      chain_assets=assets(**{symbol: {"token": TOKEN, "mode": "external", "senders": [SENDER]}}))
     with pytest.raises(SettingsError, match=f"DAO_CHAIN_ASSETS: '{symbol}'"):
         check_settings(s)
 
 
 def test_chain_assets_need_an_rpc_url() -> None:
-    s = load_settings(env={}, chain_assets=assets(USDC={"token": TOKEN, "mode": "external"}))
+    s = load_settings(env={}, chain_assets=assets(USDC={"token": TOKEN, "mode": "external", "senders": [SENDER]}))
     with pytest.raises(SettingsError, match="DAO_RPC_URL"):
         check_settings(s)
 
@@ -76,7 +80,8 @@ def test_a_chain_mode_asset_needs_the_treasury_key() -> None:
     with pytest.raises(SettingsError, match=r"DAO_TREASURY_KEY_FILE or DAO_TREASURY_PRIVATE_KEY.*USDC"):
         check_settings(s)
     # an external executor sends it: no key needed
-    ext = load_settings(env={}, rpc_url=RPC, chain_assets=assets(USDC={"token": TOKEN, "mode": "external"}))
+    ext = load_settings(env={}, rpc_url=RPC,
+                        chain_assets=assets(USDC={"token": TOKEN, "mode": "external", "senders": [SENDER]}))
     assert set(check_settings(ext)) == {"USDC"}
 
 
