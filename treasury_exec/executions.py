@@ -421,6 +421,11 @@ def cancel_guard(session: Session, proposal_id: str) -> str | None:
                       .execution_options(populate_existing=True)).first()
     if ex is not None and ex.status in (*IN_FLIGHT, "done", "failed"):
         return f"execution {ex.id} is {ex.status} (transaction {ex.tx_hash}); it can no longer be stopped"
+    if ex is not None and ex.status == "claimed":
+        # an executor holds it, or held it (a lapsed lease keeps its reservation): it may have paid
+        # already, and a canceled execution could never be completed; it must fail it first
+        return (f"execution {ex.id} is claimed by an external executor, who may have paid; it can be canceled "
+                f"once the executor fails it")
     return None
 
 

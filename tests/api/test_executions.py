@@ -196,6 +196,25 @@ def external_spends(gov: Gov, amounts: list[int]) -> list[int]:
     return [ready[pid] for pid in ids]
 
 
+def test_claimed_external_spend_cannot_be_canceled_until_its_executor_fails_it(gov, executor_key,
+                                                                             guardian_key) -> None:
+    (ex,) = external_spends(gov, [100_000])
+    pid = gov.client.get(f"/v1/executions/{ex}").json()["proposal_id"]
+    auth = ex_auth(executor_key)
+    assert gov.client.post(f"/v1/executions/{ex}/claim", headers=auth).status_code == 200
+    # the executor may be paying right now: a cancel would strand its payment unjournaled
+    r = gov.client.post(f"/v1/proposals/{pid}/cancel", headers=ex_auth(guardian_key))
+    assert r.status_code == 409 and r.json()["error"] == "execution_in_flight", r.text
+    assert gov.get(pid)["state"] == "queued" and development(gov) == (1_900_000, 100_000)
+    gov.advance(121)  # a lapsed lease still may have been paid: still no cancel
+    r = gov.client.post(f"/v1/proposals/{pid}/cancel", headers=ex_auth(guardian_key))
+    assert r.status_code == 409 and r.json()["error"] == "execution_in_flight", r.text
+    gov.client.post(f"/v1/executions/{ex}/claim", headers=auth)
+    assert gov.client.post(f"/v1/executions/{ex}/fail", headers=auth, json={"reason": "not paid"}).status_code == 200
+    r = gov.client.post(f"/v1/proposals/{pid}/cancel", headers=ex_auth(guardian_key))
+    assert r.status_code == 200 and r.json()["state"] == "canceled", r.text
+
+
 def development(gov: Gov) -> tuple[int, int]:
     """The development bucket: what is left to spend, and what is reserved."""
     state = gov.client.get("/v1/treasury").json()
