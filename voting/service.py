@@ -16,7 +16,7 @@ from governance.idempotency import record_once
 from governance.ports import POWER, PowerSource, Snapshot
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage, address_kind, check_freshness
-from governance.types import parse_uint
+from governance.types import UINT256_MAX, parse_uint
 from proposals.lifecycle import State, effective_state
 from proposals.models import Proposal
 from proposals.service import canonical, get_proposal
@@ -259,13 +259,15 @@ def upload_holder_list(session: Session, runtime: Runtime, upload: HolderListUpl
         if address_kind(h.address) is None:
             raise BadRequest(f"{h.address!r} is not an EIP-55 or Solana address", code="invalid_address")
         balance = parse_uint(h.balance)  # ASCII digits only: "١٠٠" is not 100 here, "²" not a number
-        if balance is None:
+        if balance is None or h.balance != str(balance):  # one written form: "05" is not 5 here either
             raise BadRequest(f"balance of {h.address} is not a uint256 decimal string", code="invalid_balance")
         if h.address in balances:
             raise Unprocessable(f"{h.address} is listed twice", code="duplicate_holder")
         balances[h.address] = balance
     if not balances:
         raise Unprocessable("the holder list is empty", code="empty_holder_list")
+    if sum(balances.values()) > UINT256_MAX:  # the total is the quorum base: a uint256 like every amount
+        raise Unprocessable("the holder list's balances add up to more than 2^256-1", code="amount_too_large")
     # the root commits to every (address, balance) in address order: the list's canonical form
     root = "0x" + merkle.root(merkle.holder_leaf(a, balances[a]) for a in sorted(balances)).hex()
 
