@@ -10,13 +10,18 @@ and an insert that still loses a race on the constraint becomes the replay, neve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from governance.errors import Conflict
+from governance.errors import BadRequest, Conflict
+
+# A reference is compared byte for byte, so it has one written form: visible ASCII, no spaces.
+# Otherwise "r1 " or a full-width "ｒ1", sent by a client retrying "r1", would be a second record.
+_REFERENCE = re.compile(r"[!-~]{1,200}")
 
 T = TypeVar("T")
 
@@ -31,6 +36,9 @@ def record_once(session: Session, *, reference: str, what: str, find: Callable[[
     transaction committed under the same reference meanwhile, only the savepoint is undone
     and that row is the answer.
     """
+    if not _REFERENCE.fullmatch(reference):
+        raise BadRequest(f"a reference is 1 to 200 visible ASCII characters without spaces, not {reference!r}",
+                         code="invalid_reference")
     stored = find()
     if stored is None:
         try:

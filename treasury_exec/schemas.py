@@ -10,7 +10,8 @@ from msgspec import Meta
 from governance.types import parse_uint
 from proposals.schemas import LedgerHead
 
-Reference = Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")]
+Reference = Annotated[str, Meta(min_length=1, max_length=200,
+                                description="idempotency key: 1-200 visible ASCII characters, no spaces")]
 # bounded like a BIGINT: more is no real payment, and tokens minted from it must stay far below 2^256
 MicroUsd = Annotated[int, Meta(le=2**63 - 1, description="micro-USD (1 USD = 1,000,000)")]
 TokenAmount = Annotated[str, Meta(pattern=r"^(0|[1-9][0-9]{0,77})$", description="base units, decimal string")]

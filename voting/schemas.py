@@ -59,6 +59,10 @@ class Holder(msgspec.Struct, forbid_unknown_fields=True):
     balance: str  # base units, decimal string of ASCII digits (the service checks it: 400 invalid_balance)
 
 
+Reference = Annotated[str, Meta(min_length=1, max_length=200,
+                                description="idempotency key: 1-200 visible ASCII characters, no spaces")]
+
+
 class HolderListUpload(msgspec.Struct, forbid_unknown_fields=True):
     """A holder list. With a ``reference`` the upload is idempotent: the same list again under
     it answers 200 with the stored list, another list under it 409 ``reference_conflict``.
@@ -66,7 +70,7 @@ class HolderListUpload(msgspec.Struct, forbid_unknown_fields=True):
 
     holders: list[Holder]
     label: Annotated[str, Meta(max_length=200)] = ""  # the column's length
-    reference: Annotated[str, Meta(min_length=1, max_length=200, description="idempotency key")] | None = None
+    reference: Reference | None = None
 
 
 class HolderListRead(msgspec.Struct):
