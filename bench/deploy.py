@@ -11,12 +11,13 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench.signer import Signer
+from governance.bootstrap import bootstrap
 from governance.clock import Clock
 from governance.db import create_engine, is_sqlite, session_scope
 from governance.migrations import upgrade
 from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
+from governance.setup import create_deployment
 from governance.signatures import Envelope
 from proposals.service import submit_proposal
 from treasury_exec.journal import Posting, append_entry
@@ -63,8 +64,8 @@ def settings_env(url: str, **extra: object) -> dict[str, str]:
 
 def deploy(url: str, clock: Clock | None = None, **extra: object) -> Runtime:
     upgrade(url)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=url, **{**BENCH_SETTINGS, **extra}), clock=clock)
-    bootstrap(rt)
+    rt = bootstrap(load_settings(env={}, database_url=url, **{**BENCH_SETTINGS, **extra}), clock=clock)
+    create_deployment(rt)
     return rt
 
 

@@ -7,18 +7,19 @@ from typing import Any
 import msgspec
 from litestar import Controller, Litestar, get
 from litestar.config.cors import CORSConfig
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from sqlalchemy import text
 
-from governance import domains
+from governance.bootstrap import ROUTES, bootstrap
 from governance.clock import Clock
 from governance.db import session_scope
 from governance.errors import ServiceUnavailable
 from governance.http import (
     EXCEPTION_HANDLERS,
     SECURITY_COMPONENTS,
+    AppRuntime,
     check_input,
     errors,
     provide_db,
@@ -70,7 +71,7 @@ class CoreController(Controller):
 
     @get("/health", operation_id="health", summary="Liveness and database reachability",
          responses=errors(503), sync_to_thread=True)
-    def health(self, runtime: NamedDependency[Runtime]) -> Health:
+    def health(self, runtime: AppRuntime) -> Health:
         try:
             with session_scope(runtime.engine, write=False) as session:
                 session.exec(text("SELECT 1"))  # type: ignore[call-overload]
@@ -80,7 +81,7 @@ class CoreController(Controller):
 
     @get("/v1/dao", operation_id="getDao", summary="Deployment settings: token, buckets, rules, periods",
          sync_to_thread=False)
-    def dao(self, runtime: NamedDependency[Runtime]) -> DaoInfo:
+    def dao(self, runtime: AppRuntime) -> DaoInfo:
         s = runtime.settings
         return DaoInfo(
             name=s.dao_name, chain_id=s.chain_id, token_symbol=s.token_symbol,
@@ -98,7 +99,7 @@ class CoreController(Controller):
 
     @get("/v1/signing", operation_id="getSigning", sync_to_thread=False,
          summary="EIP-712 domain and types, and the ed25519 encoding, exactly as the server verifies")
-    def signing(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
+    def signing(self, runtime: AppRuntime) -> dict[str, Any]:
         from governance.typed_data import typed_data_document
 
         return typed_data_document(runtime.domain)
@@ -108,14 +109,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                clock: Clock | None = None, extra_routes: list[Any] | None = None) -> Litestar:
     """Build the HTTP application for one deployment.
 
-    The engine is created here, inside the app, so a test client on another event loop
-    never shares connections with the test's own thread. The domains are wired here too, so
-    a setting the service cannot run with stops it now (:class:`SettingsError`), not at the
-    first request that needs it.
+    ``runtime`` is the process's (:func:`~governance.bootstrap.bootstrap`); without one, the app
+    bootstraps its own from ``settings``, so a setting the service cannot run with stops it
+    now (:class:`SettingsError`), not at the first request that needs it.
     """
     if runtime is None:
-        runtime = Runtime.from_settings(settings or load_settings(), clock=clock)
-    runtime.wire()
+        runtime = bootstrap(settings or load_settings(), clock=clock)
     settings = runtime.settings
 
     def _startup(app: Litestar) -> None:
@@ -127,7 +126,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     limiter = rate_limit_middleware(settings.rate_limit_per_minute, settings.rate_limit_burst)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[CoreController, *domains.routes(), *(extra_routes or [])],
+        route_handlers=[CoreController, *ROUTES, *(extra_routes or [])],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "db": Provide(provide_db),

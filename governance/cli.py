@@ -8,19 +8,19 @@ import logging
 
 import click
 
+from governance.bootstrap import COMMANDS, bootstrap
 from governance.db import session_scope
 from governance.errors import GovernanceError
 from governance.runtime import Runtime
 from governance.settings import SettingsError, load_settings
 
 
-def _runtime(*, wired: bool = False) -> Runtime:
-    """The process's runtime from the settings; ``wired``: with every domain wired, as the
-    commands that run the service need it. A setting it cannot run with stops the command with
-    one message naming the setting (exit status 1), before anything is served or written."""
+def _runtime() -> Runtime:
+    """The process's runtime, from the settings (the composition root). A setting it cannot run
+    with stops the command with one message naming the setting (exit status 1), before anything
+    is served or written."""
     try:
-        rt = Runtime.from_settings(load_settings())
-        return rt.wire() if wired else rt
+        return bootstrap(load_settings())
     except SettingsError as exc:
         raise click.ClickException(f"settings: {exc}") from None
 
@@ -34,10 +34,12 @@ def _load_deployment(rt: Runtime) -> None:
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Governance backend for the AST token economy. Settings come from DAO_* variables."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = _runtime  # how the domains' commands get the process's runtime (click.pass_obj)
 
 
 @main.command()
@@ -45,7 +47,7 @@ def init() -> None:
     """Create the database schema, the deployment's EIP-712 salt and the default parameters."""
     from governance.setup import initialise
 
-    rt = _runtime(wired=True)  # checked before the database is touched
+    rt = _runtime()  # checked before the database is touched
     row, created = initialise(rt)
     state = "initialised" if created else "already initialised (salt kept)"
     click.echo(f"{rt.settings.dao_name}: {state}")
@@ -125,7 +127,7 @@ def keys_revoke(key_id: int) -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not run the scheduler in this process")
 def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
     """Serve the HTTP API (and, unless told otherwise, the scheduler in-process)."""
-    _serve(_runtime(wired=True), host, port, scheduler=not no_scheduler)
+    _serve(_runtime(), host, port, scheduler=not no_scheduler)
 
 
 def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) -> None:
@@ -162,7 +164,7 @@ def scheduler_cmd(once: bool) -> None:
     """Run the scheduler as its own process (deployments with several API processes)."""
     from governance.scheduler import run_forever, run_once
 
-    rt = _runtime(wired=True)
+    rt = _runtime()
     _load_deployment(rt)
     if once:
         click.echo(json.dumps(run_once(rt)))
@@ -178,21 +180,14 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     """Initialise a demo DAO with holders who bought tokens, print their keys, and serve."""
     from governance.demo import setup_demo
 
-    rt = _runtime(wired=True)
+    rt = _runtime()
     setup_demo(rt, echo=click.echo, base_url=f"http://{host or rt.settings.host}:{port or rt.settings.port}")
     if not no_serve:
         _serve(rt, host, port, scheduler=True)
 
 
-def _add_domain_commands() -> None:
-    """Domains contribute their own commands (``dao ledger verify``, ``dao verify``)."""
-    from governance import domains
-
-    for command in domains.commands():
-        main.add_command(command)
-
-
-_add_domain_commands()
+for _command in COMMANDS:  # the domains' own commands (``dao ledger verify``, ``dao verify``)
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,16 +9,18 @@ import logging
 import re
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import anyio
 import msgspec
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import SkipValidation
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -26,7 +28,6 @@ from governance.db import session_scope, unavailable
 from governance.errors import BadRequest, GovernanceError, ServiceUnavailable
 from governance.keys import authenticate
 from governance.runtime import Runtime
-from governance.viewcache import view_cache
 
 log = logging.getLogger("governance.http")
 
@@ -115,6 +116,11 @@ EXCEPTION_HANDLERS: dict = {
 }
 
 
+# How a handler asks for the process's runtime. Not validated: it is the object provide_runtime
+# returns, and validating it would make msgspec evaluate every field's annotation.
+AppRuntime: TypeAlias = NamedDependency[SkipValidation[Runtime]]
+
+
 def runtime_of(request_or_conn: ASGIConnection) -> Runtime:
     return request_or_conn.app.state.runtime
 
@@ -156,7 +162,7 @@ async def provide_db(request: Request) -> AsyncIterator[Session]:
         await call(scope.__exit__, None, None, None)
     finally:
         if not inline:  # a write request may have changed any proposal's view
-            view_cache(runtime_of(request)).invalidate()
+            runtime_of(request).view_cache.invalidate()
 
 
 async def read(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:

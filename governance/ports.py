@@ -2,32 +2,19 @@
 
 ``voting`` and ``treasury_exec`` never import each other, and ``proposals`` imports
 neither; yet a proposal needs voting power at a snapshot and the treasury's state, and the
-ledger power source needs the token ledger. Each need is a small protocol here; each domain's
-``wiring.wire(runtime)`` registers its implementations on the runtime, and consumers ask
-``runtime.port(NAME)``.
+ledger power source needs the token ledger. Each need is a small protocol here. The
+composition root (:func:`governance.bootstrap.bootstrap`) builds each domain's implementation
+once, at start, and hands it to the others as a typed field of the
+:class:`~governance.runtime.Runtime` (``runtime.power``, ``runtime.treasury``, …).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlmodel import Session
-
-TOKEN_LEDGER = "token_ledger"
-JOURNAL = "journal"  # JournalReader: the treasury journal's head, and the hash of any entry
-RECORDED_HEADS = "recorded_heads"  # list of (session) -> Iterable[RecordedHead]; see register_recorded_heads
-CANCEL_GUARD = "cancel_guard"  # (session, proposal_id) -> reason it cannot be canceled, or None
-TREASURY = "treasury"
-POWER = "power"
-PROPOSAL_VIEWS = "proposal_views"  # [(session, proposals) -> {proposal_id: {field: view}}]
-
-# What the service cannot run without: a process whose domains leave one out refuses to start
-# (Runtime.wire) instead of answering without it. A missing cancel guard would let a proposal
-# whose transfer is in flight be canceled; missing views would render proposals without their
-# tally or execution.
-REQUIRED = (TOKEN_LEDGER, CANCEL_GUARD, TREASURY, POWER, PROPOSAL_VIEWS)
 
 
 class TokenLedger(Protocol):
@@ -72,12 +59,11 @@ class RecordedHead:
     hash: str
 
 
+# the journal points a domain recorded, for ``dao ledger verify`` to check
 RecordedHeads = Callable[[Session], Iterable[RecordedHead]]
 
-
-def register_recorded_heads(ports: dict[str, Any], provider: RecordedHeads) -> None:
-    """Let ``dao ledger verify`` check the journal points a domain recorded."""
-    ports.setdefault(RECORDED_HEADS, []).append(provider)
+# why a proposal cannot be canceled now (its transfer is in flight), or None
+CancelGuard = Callable[[Session, str], "str | None"]
 
 
 class TreasuryReader(Protocol):

@@ -1,8 +1,16 @@
-"""What a running process shares: settings, the engine, the clock, the deployment's domain."""
+"""What a running process shares, built once at start by :func:`governance.bootstrap.bootstrap`.
+
+A :class:`Runtime` is the composition root's product: the settings, the engine, the clock, and
+every dependency the domains need from each other, each in a typed field. Nothing is looked up
+by name and nothing is built on first use: a process that could not build one of them did not
+start (``bootstrap`` raised :class:`~governance.settings.SettingsError` naming the setting).
+Only the deployment's salt is read later, from the database (:meth:`Runtime.load_deployment`),
+because ``dao init`` builds a runtime before there is one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -10,35 +18,48 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from governance.clock import Clock, FileClock, SystemClock
-from governance.db import create_engine
+from governance.clock import Clock
 from governance.errors import ServiceUnavailable
 from governance.models import Deployment
-from governance.ports import REQUIRED
-from governance.settings import Settings, SettingsError
+from governance.ports import CancelGuard, JournalReader, PowerSource, RecordedHeads, TokenLedger, TreasuryReader
+from governance.settings import Settings
+from governance.viewcache import ViewCache
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from governance.typed_data import Domain, TypedDataEncoder
+    from proposals.models import Proposal
+    from treasury_exec.chain import ChainAsset, ChainClient
+    from voting.writer import VoteWriter
+
+# a domain's section of a rendered proposal: (session, proposals) -> {proposal id: {field: view}}
+ViewProvider = Callable[[Session, Sequence["Proposal"]], dict[str, dict[str, Any]]]
 
 
-@dataclass
+@dataclass(eq=False)
 class Runtime:
     settings: Settings
     engine: Engine
     clock: Clock
+    # what proposals and voting read from the treasury (treasury_exec provides them)
+    token_ledger: TokenLedger
+    journal: JournalReader
+    treasury: TreasuryReader
+    cancel_guard: CancelGuard
+    # the deployment's voting-power source, excluded accounts taken out (voting provides it)
+    power: PowerSource
+    # the sections other domains add to a rendered proposal, and the journal heads they recorded
+    proposal_views: tuple[ViewProvider, ...]
+    recorded_heads: tuple[RecordedHeads, ...]
+    # on-chain execution (treasury_exec): the assets a spend may pay, and the RPC client (None
+    # when no asset is on chain)
+    chain_assets: dict[str, ChainAsset]
+    chain_client: ChainClient | None
+    treasury_account: LocalAccount | None  # the key chain-mode transfers are sent with
+    view_cache: ViewCache
+    vote_writer: VoteWriter = field(init=False)  # needs the runtime itself; set by bootstrap
     salt: str = ""
-    extras: dict[str, object] = field(default_factory=dict)  # per-domain caches
-    ports: dict[str, Any] = field(default_factory=dict)  # see governance.ports
-    closers: list[Callable[[], None]] = field(default_factory=list)  # run by close(), newest first
-    _wired: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, engine: Engine | None = None,
-                      clock: Clock | None = None) -> Runtime:
-        if clock is None:
-            clock = FileClock(settings.test_clock_file) if settings.test_clock_file else SystemClock()
-        engine = engine or create_engine(settings.database_url, timeout=settings.database_timeout)
-        return cls(settings=settings, engine=engine, clock=clock)
 
     def load_deployment(self) -> Runtime:
         """Read the deployment's salt; a database without one was never initialised."""
@@ -52,43 +73,9 @@ class Runtime:
         return self
 
     def close(self) -> None:
-        """Stop what domains started for this runtime (threads), then release connections."""
-        while self.closers:
-            self.closers.pop()()
+        """Stop the vote writer's thread (if it ever started), then release connections."""
+        self.vote_writer.stop()
         self.engine.dispose()
-
-    def wire(self) -> Runtime:
-        """Have every domain register its ports (governance.ports), checking the settings they
-        depend on, and make sure each port the service needs is there. Idempotent.
-
-        ``create_app``, the scheduler and ``dao init`` call it before anything else, so that a
-        setting the service cannot run with, or a missing piece of wiring, stops the process
-        at start (:class:`SettingsError` naming the setting) instead of failing requests later.
-        """
-        if self._wired:
-            return self
-        from governance.domains import wire
-
-        try:
-            wire(self)
-            missing = [name for name in REQUIRED if name not in self.ports]
-            if missing:
-                raise SettingsError(f"no domain provides the port(s) {', '.join(missing)} "
-                                    f"(governance.ports.REQUIRED); the service cannot run without them")
-        except BaseException:
-            self.ports.clear()  # half-wired is not wired: a later attempt starts over
-            raise
-        self._wired = True
-        return self
-
-    def port(self, name: str) -> Any:
-        """The implementation a domain registered for ``name`` (see governance.ports)."""
-        if not self._wired:
-            self.wire()
-        try:
-            return self.ports[name]
-        except KeyError:
-            raise LookupError(f"no domain provides the port {name!r}") from None
 
     @cached_property
     def domain(self) -> Domain:

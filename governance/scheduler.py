@@ -14,9 +14,8 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from governance import domains
+from governance.bootstrap import JOBS
 from governance.runtime import Runtime
-from governance.viewcache import view_cache
 
 log = logging.getLogger("governance.scheduler")
 
@@ -27,7 +26,7 @@ Job = tuple[str, Callable[[Runtime], int]]
 def run_once(runtime: Runtime, jobs: list[Job] | None = None) -> dict[str, int]:
     """Run every job one time, in order; returns how many items each one moved."""
     done: dict[str, int] = {}
-    for name, job in jobs if jobs is not None else domains.jobs():
+    for name, job in jobs if jobs is not None else JOBS:
         try:
             done[name] = int(job(runtime) or 0)
         except Exception:  # one failing job must not stop the others; it runs again next tick
@@ -35,14 +34,12 @@ def run_once(runtime: Runtime, jobs: list[Job] | None = None) -> dict[str, int]:
             done[name] = -1
     # a job may have written without counting it (a failed execution attempt is recorded):
     # views rendered before this tick may be stale
-    view_cache(runtime).invalidate()
+    runtime.view_cache.invalidate()
     return done
 
 
 def start_background(runtime: Runtime) -> BackgroundScheduler:
-    """Start the jobs in a background thread of this process (``dao serve``, ``dao scheduler``),
-    once the domains are wired: a setting the jobs cannot run with stops the start."""
-    runtime.wire()
+    """Start the jobs in a background thread of this process (``dao serve``, ``dao scheduler``)."""
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         run_once, "interval", args=[runtime], seconds=runtime.settings.scheduler_interval,

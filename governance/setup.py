@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlmodel import Session
-
-from governance import domains
+from governance.bootstrap import INITIALISERS
 from governance.db import session_scope
 from governance.migrations import upgrade
 from governance.models import Deployment
@@ -20,10 +18,10 @@ def initialise(runtime: Runtime) -> tuple[Deployment, bool]:
     signature ever made for this deployment). Returns the deployment and whether it is new.
     """
     upgrade(runtime.settings.database_url)
-    return bootstrap(runtime)
+    return create_deployment(runtime)
 
 
-def bootstrap(runtime: Runtime) -> tuple[Deployment, bool]:
+def create_deployment(runtime: Runtime) -> tuple[Deployment, bool]:
     """Create the deployment row and each domain's defaults on a migrated database."""
     with session_scope(runtime.engine) as session:
         row = session.get(Deployment, 1)
@@ -32,11 +30,8 @@ def bootstrap(runtime: Runtime) -> tuple[Deployment, bool]:
             row = Deployment(id=1, salt="0x" + secrets.token_hex(32), created_at=runtime.clock.now())
             session.add(row)
             session.flush()
-        for init in domains.initialisers():
+        for init in INITIALISERS:
             init(session, runtime)
     runtime.salt = row.salt
     return row, created
 
-
-def deployment(session: Session) -> Deployment | None:
-    return session.get(Deployment, 1)

@@ -135,10 +135,3 @@ class ViewCache:
                 for key in keys:
                     self._entries.pop(key, None)
 
-
-def view_cache(runtime: Any) -> ViewCache:
-    """The runtime's view cache (made on first use)."""
-    cache = runtime.extras.get("view_cache")
-    if cache is None:
-        cache = runtime.extras.setdefault("view_cache", ViewCache(runtime.settings.view_cache_ms))
-    return cache

@@ -10,11 +10,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from sqlmodel import Session
 
 from governance.db import session_scope
-from governance.http import errors, read
+from governance.http import AppRuntime, errors, read
 from governance.keys import authenticate
 from governance.runtime import Runtime
 from governance.signatures import Envelope
-from governance.viewcache import view_cache
 from proposals import service
 from proposals.schemas import ProposalPage, ProposalRead
 from proposals.views import render
@@ -32,13 +31,13 @@ class ProposalController(Controller):
                       "message was accepted before.",
           responses=errors(400, 403, 409, 413, 422, 429, 503))
     def submit(self, data: JSONBody[Envelope], db: NamedDependency[Session],
-               runtime: NamedDependency[Runtime]) -> Response[ProposalRead]:
+               runtime: AppRuntime) -> Response[ProposalRead]:
         proposal, created = service.submit_proposal(db, runtime, data)
         return Response(render(db, runtime, [proposal])[0], status_code=201 if created else 200)
 
     @get("/", operation_id="listProposals", summary="List proposals, newest first",
          responses=errors(400))
-    async def list(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime],
+    async def list(self, db: NamedDependency[Session], runtime: AppRuntime,
              state_filter: Annotated[str | None, QueryParameter(name="state", description="a lifecycle state")] = None,
              kind: FromQuery[str | None] = None,
              proposer: FromQuery[str | None] = None, cursor: FromQuery[str | None] = None,
@@ -53,9 +52,9 @@ class ProposalController(Controller):
     @get("/{proposal_id:str}", operation_id="getProposal",
          summary="One proposal: payload, state, timing, snapshot, live tally, result, execution",
          responses=errors(400, 404))
-    async def one(self, proposal_id: FromPath[ProposalId], runtime: NamedDependency[Runtime]) -> ProposalRead:
+    async def one(self, proposal_id: FromPath[ProposalId], runtime: AppRuntime) -> ProposalRead:
         key = proposal_id.lower()
-        return await view_cache(runtime).fetch(key, runtime.clock.now(),
+        return await runtime.view_cache.fetch(key, runtime.clock.now(),
                                                lambda: read(runtime, _render_one, runtime, key), _changes_at)
 
     @post("/{proposal_id:str}/cancel", operation_id="cancelProposal", sync_to_thread=True, status_code=200,
@@ -64,7 +63,7 @@ class ProposalController(Controller):
           security=[{}, {"guardian": []}],
           responses=errors(400, 401, 403, 404, 409, 413, 422))
     def cancel(self, request: Request, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-               runtime: NamedDependency[Runtime], data: JSONBody[Envelope | None] = None) -> ProposalRead:
+               runtime: AppRuntime, data: JSONBody[Envelope | None] = None) -> ProposalRead:
         key_id = None
         if request.headers.get("authorization"):
             token = request.headers["authorization"].partition(" ")[2].strip()

@@ -14,18 +14,7 @@ from sqlmodel import Session, select
 
 from governance.db import BIGINT_MAX
 from governance.errors import BadRequest, Conflict, Forbidden, NotFound
-from governance.ports import (
-    CANCEL_GUARD,
-    JOURNAL,
-    POWER,
-    TREASURY,
-    JournalPoint,
-    JournalReader,
-    PowerSource,
-    RecordedHead,
-    Snapshot,
-    TreasuryReader,
-)
+from governance.ports import JournalPoint, RecordedHead, Snapshot
 from governance.runtime import Runtime
 from governance.signatures import (
     Envelope,
@@ -70,7 +59,7 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
     check_freshness(int(msg["timestamp"]), now, runtime.settings.max_clock_skew)
     _validate_payload(session, runtime, verified.primary_type, msg)
 
-    power: PowerSource = runtime.port(POWER)
+    power = runtime.power
     snapshot: Snapshot = power.take_snapshot(session)
     weight = power.weight(session, snapshot, verified.signer)
     threshold = runtime.settings.proposal_threshold
@@ -110,7 +99,7 @@ def journal_point(session: Session, runtime: Runtime, snapshot: Snapshot) -> Jou
     """The treasury journal's head to freeze with a snapshot. On the ledger source the snapshot
     is a journal sequence and the point is that very entry (another writer may have appended
     since it was read); on every other source, the head now."""
-    journal: JournalReader = runtime.port(JOURNAL)
+    journal = runtime.journal
     if snapshot.source == "ledger":
         return journal.point_at(session, snapshot.ref)
     return journal.head(session)
@@ -147,7 +136,7 @@ def _validate_payload(session: Session, runtime: Runtime, kind: str, msg: dict[s
     s = runtime.settings
     validation.validate_text(msg["title"], msg["description"], title_max=s.title_max_chars,
                              description_max=s.description_max_chars)
-    treasury: TreasuryReader = runtime.port(TREASURY)
+    treasury = runtime.treasury
     if kind == "PriceChange":
         validation.validate_price(int(msg["price"]), treasury.price_in_force(session),
                                   max_change_bps=s.max_price_change_bps)
@@ -254,7 +243,7 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
         return proposal
     # never a default here: without the guard, a transfer in flight could be canceled under it
     # (a runtime without one does not start: Runtime.wire)
-    blocker = runtime.port(CANCEL_GUARD)(session, proposal.id)
+    blocker = runtime.cancel_guard(session, proposal.id)
     if blocker:
         raise Conflict(blocker, code="execution_in_flight", extra={"state": proposal.state})
     if not cancel_allowed(proposal.state, proposal.starts_at, now, by_guardian=guardian):

@@ -1,28 +1,19 @@
 """Rendering proposals for the API. Other domains add their sections (the live tally and
-result from ``voting``, the execution from ``treasury_exec``) through the
-``proposal_views`` port: functions ``(session, [proposal]) -> {proposal_id: {field: view}}``."""
+result from ``voting``, the execution from ``treasury_exec``) through
+``runtime.proposal_views``: functions ``(session, [proposal]) -> {proposal_id: {field: view}}``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import Session
 
-from governance.ports import PROPOSAL_VIEWS
 from governance.runtime import Runtime
 from proposals.lifecycle import effective_state, voting_open
 from proposals.models import Proposal
 from proposals.schemas import LedgerHead, ProposalRead, RulesView, SnapshotView
-
-__all__ = ["PROPOSAL_VIEWS", "ViewProvider", "register_view", "render"]
-
-ViewProvider = Callable[[Session, Sequence[Proposal]], dict[str, dict[str, Any]]]
-
-
-def register_view(runtime: Runtime, provider: ViewProvider) -> None:
-    runtime.ports.setdefault(PROPOSAL_VIEWS, []).append(provider)
 
 
 def ledger_head(seq: int | None, digest: str | None) -> LedgerHead | None:
@@ -32,9 +23,8 @@ def ledger_head(seq: int | None, digest: str | None) -> LedgerHead | None:
 
 def render(session: Session, runtime: Runtime, proposals: Sequence[Proposal]) -> list[ProposalRead]:
     now = runtime.clock.now()
-    providers: list[ViewProvider] = runtime.port(PROPOSAL_VIEWS)  # wired at start (Runtime.wire)
     sections: dict[str, dict[str, Any]] = {p.id: {} for p in proposals}
-    for provider in providers:
+    for provider in runtime.proposal_views:
         for pid, fields in provider(session, proposals).items():
             sections.setdefault(pid, {}).update(fields)
     return [

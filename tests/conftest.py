@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from governance.bootstrap import bootstrap
 from governance.clock import SettableClock
 from governance.db import create_engine
 from governance.migrations import upgrade
@@ -128,15 +129,15 @@ def settings_overrides() -> dict:
 @pytest.fixture
 def runtime(database_url: str, clock: SettableClock, settings_overrides: dict) -> Iterator[Runtime]:
     """A bootstrapped deployment (salt, default parameters) on a fresh database."""
-    from governance.setup import bootstrap
+    from governance.setup import create_deployment
 
     # rate limiting is tested on its own; elsewhere a test's burst of requests is not abuse
     overrides = {"chain_id": 31337, "rate_limit_per_minute": 0, **settings_overrides}
     settings = load_settings(env={}, database_url=database_url, **overrides)
-    rt = Runtime.from_settings(settings, clock=clock)
-    bootstrap(rt)
+    rt = bootstrap(settings, clock=clock)
+    create_deployment(rt)
     yield rt
-    rt.engine.dispose()
+    rt.close()
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+from collections.abc import Callable
 
 import click
 
 from governance.db import BIGINT_MAX, is_sqlite, session_scope
-from governance.ports import RECORDED_HEADS, RecordedHead
+from governance.ports import RecordedHead
 from governance.runtime import Runtime
-from governance.settings import load_settings
 from treasury_exec.journal import verify_chain
 
 _POINT = re.compile(r"(0|[1-9][0-9]{0,18}):([0-9a-fA-F]{64})")
@@ -37,17 +37,17 @@ def ledger() -> None:
 @click.option("--expect", "expected", multiple=True, callback=_expected, metavar="SEQ:HASH",
               help="a journal head published before (GET /v1/treasury `ledger_head`, a proposal's or result's "
                    "`ledger_head`): the chain must still hold entry SEQ with this hash. Repeatable.")
-def verify(expected: list[RecordedHead]) -> None:
+@click.pass_obj
+def verify(make_runtime: Callable[[], Runtime], expected: list[RecordedHead]) -> None:
     """Check the journal's hash chain and recompute every table derived from it (balances, token
     checkpoints, the head); check every journal head recorded by proposals and tally results, and
     each --expect, against the chain. Names the first difference; exit status 1 if any."""
-    rt = Runtime.from_settings(load_settings())
-    providers = rt.port(RECORDED_HEADS)
+    rt = make_runtime()
     # one snapshot of the database for the whole check, however long it takes: rows another
     # process appends meanwhile are not half seen
     engine = rt.engine if is_sqlite(rt.engine) else rt.engine.execution_options(isolation_level="REPEATABLE READ")
     with session_scope(engine, write=False) as session:
-        recorded = itertools.chain(expected, *(provider(session) for provider in providers))
+        recorded = itertools.chain(expected, *(provider(session) for provider in rt.recorded_heads))
         report = verify_chain(session, token_asset=rt.settings.token_symbol, recorded=recorded)
     if report.ok:
         click.echo(f"journal ok: {report.entries} entries, head {report.entries}:{report.head_hash}; "

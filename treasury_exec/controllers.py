@@ -11,9 +11,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import errors, require_role
+from governance.http import AppRuntime, errors, require_role
 from governance.keys import authenticate
-from governance.runtime import Runtime
 from treasury_exec import executions, external, reservations, service
 from treasury_exec.executions import chain_assets
 from treasury_exec.models import Buyback, Deposit, ParameterVersion, Purchase
@@ -83,7 +82,7 @@ class TreasuryController(Controller):
          description="`ledger_head` is the journal's last entry and its hash: a copy kept now lets "
                      "`dao ledger verify --expect SEQ:HASH` show later that the journal was not rewritten "
                      "or cut below it. `ledger_seq` is `ledger_head.seq`.")
-    def state(self, db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> TreasuryRead:
+    def state(self, db: NamedDependency[Session], runtime: AppRuntime) -> TreasuryRead:
         s = service.treasury_state(db, runtime)
         s["assets"] = {a: {b.removeprefix("bucket:"): str(v) for b, v in m.items()} for a, m in s["assets"].items()}
         s["ledger_head"] = LedgerHead(**s["ledger_head"])
@@ -112,7 +111,7 @@ class TreasuryController(Controller):
           security=OPERATOR, summary="Record a paid purchase: mint tokens at the price in force, split revenue",
           description=IDEMPOTENT.format(what="purchase"), responses=errors(400, 401, 403, 409, 413, 422))
     def purchase(self, data: JSONBody[PurchaseCreate], db: NamedDependency[Session],
-                 runtime: NamedDependency[Runtime]) -> Response[PurchaseRead]:
+                 runtime: AppRuntime) -> Response[PurchaseRead]:
         row, created = service.record_purchase(db, runtime, buyer=data.buyer, payment=data.payment,
                                                reference=data.reference)
         return Response(_purchase(row), status_code=201 if created else 200)
@@ -121,7 +120,7 @@ class TreasuryController(Controller):
           security=OPERATOR, summary="Record a buyback: pay from the buybacks bucket, burn the tokens bought",
           description=IDEMPOTENT.format(what="buyback"), responses=errors(400, 401, 403, 409, 413, 422))
     def buyback(self, data: JSONBody[BuybackCreate], db: NamedDependency[Session],
-                runtime: NamedDependency[Runtime]) -> Response[BuybackRead]:
+                runtime: AppRuntime) -> Response[BuybackRead]:
         row, created = service.record_buyback(db, runtime, seller=data.seller, amount=data.amount,
                                               tokens=int(data.tokens), reference=data.reference)
         return Response(_buyback(row), status_code=201 if created else 200)
@@ -130,7 +129,7 @@ class TreasuryController(Controller):
           security=OPERATOR, summary="Credit on-chain funds the treasury received to a bucket",
           description=IDEMPOTENT.format(what="deposit"), responses=errors(400, 401, 403, 409, 413, 422))
     def deposit(self, data: JSONBody[DepositCreate], db: NamedDependency[Session],
-                runtime: NamedDependency[Runtime]) -> Response[DepositRead]:
+                runtime: AppRuntime) -> Response[DepositRead]:
         row, created = service.record_deposit(db, runtime, bucket=data.bucket, asset=data.asset,
                                               amount=int(data.amount), reference=data.reference,
                                               assets=set(chain_assets(runtime)))
@@ -164,7 +163,7 @@ class ExecutionController(Controller):
                       "cannot cover it, `execution_expired` (with `status`) after the proposal's deadline.",
           responses=errors(400, 401, 403, 404, 409, 503))
     def claim(self, request: Request, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
-              runtime: NamedDependency[Runtime]) -> ExecutionRead:
+              runtime: AppRuntime) -> ExecutionRead:
         ex = external.claim(db, runtime, execution_id, _executor(request, db))
         return execution_read(db, ex)
 
@@ -179,7 +178,7 @@ class ExecutionController(Controller):
                       "confirmations (`tx_unconfirmed`).",
           responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     def complete(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
-                 db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> Response[ExecutionRead]:
+                 db: NamedDependency[Session], runtime: AppRuntime) -> Response[ExecutionRead]:
         ex, _ = external.complete(db, runtime, execution_id, _executor(request, db), tx_hash=data.tx_hash,
                                   reference=data.reference)
         return Response(execution_read(db, ex), status_code=200)
@@ -189,7 +188,7 @@ class ExecutionController(Controller):
           summary="Give up the lease with a reason; the reservation is released, the execution ready again",
           responses=errors(400, 401, 403, 404, 409, 413))
     def fail(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[FailRequest],
-             db: NamedDependency[Session], runtime: NamedDependency[Runtime]) -> ExecutionRead:
+             db: NamedDependency[Session], runtime: AppRuntime) -> ExecutionRead:
         ex = external.fail(db, runtime, execution_id, _executor(request, db), data.reason)
         return execution_read(db, ex)
 

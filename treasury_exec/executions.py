@@ -42,7 +42,7 @@ from proposals.lifecycle import State
 from proposals.models import Proposal
 from proposals.service import process_actor, record_event
 from treasury_exec import journal, reservations, service
-from treasury_exec.chain import ChainAsset, ChainClient, SignedTransfer, load_treasury_account, parse_assets, sender_of
+from treasury_exec.chain import ChainAsset, ChainClient, SignedTransfer, sender_of
 from treasury_exec.journal import Posting
 from treasury_exec.models import ChainNonce, Execution, ExecutionAttempt
 
@@ -54,17 +54,15 @@ STATUSES = ("ready", "claimed", "signed", *TERMINAL)  # every status a committed
 
 
 def chain_assets(runtime: Runtime) -> dict[str, ChainAsset]:
-    cached = runtime.extras.get("chain_assets")
-    if cached is None:
-        cached = runtime.extras["chain_assets"] = parse_assets(runtime.settings.chain_assets)
-    return cached  # type: ignore[return-value]
+    return runtime.chain_assets
 
 
 def chain_client(runtime: Runtime) -> ChainClient:
-    client = runtime.extras.get("chain_client")
-    if client is None:
-        client = runtime.extras["chain_client"] = ChainClient(runtime.settings.rpc_url)
-    return client  # type: ignore[return-value]
+    """The RPC client; bootstrap builds one whenever DAO_CHAIN_ASSETS lists an asset (it then
+    requires DAO_RPC_URL), and only a spend of such an asset reaches here."""
+    if runtime.chain_client is None:
+        raise RuntimeError("no chain client: DAO_RPC_URL is empty")  # unreachable after bootstrap's checks
+    return runtime.chain_client
 
 
 def _mode(runtime: Runtime, proposal: Proposal, msg: dict[str, Any]) -> str:
@@ -242,7 +240,9 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
                      f"insufficient_funds: bucket:{ex.bucket} holds {available} {ex.asset}; {ex.amount} needed")
         return None
     asset = chain_assets(runtime)[ex.asset]
-    account = load_treasury_account(runtime.settings)
+    account = runtime.treasury_account
+    if account is None:  # bootstrap loads it whenever an asset has mode chain
+        raise RuntimeError("no treasury key: DAO_TREASURY_KEY_FILE or DAO_TREASURY_PRIVATE_KEY")
     client = chain_client(runtime)
     nonce_row = session.exec(select(ChainNonce).where(ChainNonce.address == account.address)
                              .with_for_update()).first()

@@ -1,4 +1,6 @@
-"""Token balances and supply at any ledger sequence (the ``ledger`` voting-power source)."""
+"""Token balances and supply at any ledger sequence (the ``ledger`` voting-power source).
+
+This module is the :class:`governance.ports.TokenLedger` the voting domain reads."""
 
 from __future__ import annotations
 
@@ -48,11 +50,3 @@ def balances_at(session: Session, addresses: Collection[str], seq: int) -> dict[
 def supply_at(session: Session, seq: int) -> int:
     return balance_at(session, SUPPLY, seq)
 
-
-class TokenLedgerPort:
-    """governance.ports.TokenLedger over the embedded journal."""
-
-    current_seq = staticmethod(current_seq)
-    balance_at = staticmethod(balance_at)
-    balances_at = staticmethod(balances_at)
-    supply_at = staticmethod(supply_at)

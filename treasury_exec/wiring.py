@@ -1,24 +1,25 @@
-"""The ports the treasury provides: the token ledger, the journal's head, what proposal validation reads, the
-execution section of a proposal, and the guard against cancelling a transfer in flight.
+"""What the treasury gives the composition root (governance.bootstrap): the token ledger, the
+journal's head, what proposal validation reads, the guard against cancelling a transfer in
+flight, the execution section of a proposal, and the chain assets with their RPC client.
 
-Wiring also checks, at start, the settings execution depends on: the chain assets, the RPC
+Building them checks, at start, the settings execution depends on: the chain assets, the RPC
 endpoint they need, and the treasury key a ``chain`` asset is sent with."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+from eth_account.signers.local import LocalAccount
 from sqlmodel import Session
 
-from governance.ports import CANCEL_GUARD, JOURNAL, TOKEN_LEDGER, TREASURY
-from governance.runtime import Runtime
+from governance.ports import CancelGuard, JournalReader, TokenLedger
+from governance.runtime import ViewProvider
 from governance.settings import Settings, SettingsError
-from proposals.views import register_view
-from treasury_exec import service
-from treasury_exec.chain import ChainAsset, load_treasury_account, parse_assets
+from treasury_exec import ledger, service
+from treasury_exec.chain import ChainAsset, ChainClient, load_treasury_account, parse_assets
 from treasury_exec.executions import cancel_guard
 from treasury_exec.journal import JournalReaderPort
-from treasury_exec.ledger import TokenLedgerPort
 from treasury_exec.views import execution_sections
 
 
@@ -37,8 +38,9 @@ class TreasuryReaderPort:
         return dict(self._assets)
 
 
-def check_settings(settings: Settings) -> dict[str, ChainAsset]:
-    """The chain assets, once everything they need is there (:class:`SettingsError` otherwise)."""
+def check_settings(settings: Settings) -> tuple[dict[str, ChainAsset], LocalAccount | None]:
+    """The chain assets and the treasury account that sends them, once everything they need is
+    there (:class:`SettingsError` otherwise)."""
     assets = parse_assets(settings.chain_assets)
     for reserved in (service.USD, settings.token_symbol):
         if reserved in assets:
@@ -49,21 +51,22 @@ def check_settings(settings: Settings) -> dict[str, ChainAsset]:
         raise SettingsError("DAO_RPC_URL is empty, but DAO_CHAIN_ASSETS lists on-chain assets: transfers are "
                             "sent or checked through it")
     sent = sorted(symbol for symbol, a in assets.items() if a.mode == "chain")
+    account = None
     if sent or settings.treasury_key_file or settings.treasury_private_key:
-        check_treasury_key(settings, needed_by=sent)
-    return assets
+        account = check_treasury_key(settings, needed_by=sent)
+    return assets, account
 
 
-def check_treasury_key(settings: Settings, *, needed_by: list[str]) -> str:
-    """The treasury account's address, once its key loads as the executor will load it
-    (:func:`~treasury_exec.chain.load_treasury_account`); the messages never show the key."""
+def check_treasury_key(settings: Settings, *, needed_by: list[str]) -> LocalAccount:
+    """The treasury account, loaded (:func:`~treasury_exec.chain.load_treasury_account`); the
+    messages never show the key."""
     if not (settings.treasury_key_file or settings.treasury_private_key):
         raise SettingsError(f"DAO_TREASURY_KEY_FILE or DAO_TREASURY_PRIVATE_KEY: the treasury sends "
                             f"{', '.join(needed_by)} itself (mode chain in DAO_CHAIN_ASSETS) and no key is "
                             f"configured")
     path = settings.treasury_key_file
     try:
-        return load_treasury_account(settings).address
+        return load_treasury_account(settings)
     except OSError as exc:
         problem = f"DAO_TREASURY_KEY_FILE: cannot read {path}: {exc.strerror}"
     except json.JSONDecodeError:
@@ -78,10 +81,24 @@ def check_treasury_key(settings: Settings, *, needed_by: list[str]) -> str:
     raise SettingsError(problem)
 
 
-def wire(runtime: Runtime) -> None:
-    assets = check_settings(runtime.settings)
-    runtime.ports[TOKEN_LEDGER] = TokenLedgerPort()
-    runtime.ports[JOURNAL] = JournalReaderPort()
-    runtime.ports[TREASURY] = TreasuryReaderPort(assets)
-    runtime.ports[CANCEL_GUARD] = cancel_guard
-    register_view(runtime, execution_sections)
+@dataclass(frozen=True)
+class TreasuryParts:
+    token_ledger: TokenLedger
+    journal: JournalReader
+    treasury: TreasuryReaderPort
+    cancel_guard: CancelGuard
+    proposal_view: ViewProvider
+    chain_assets: dict[str, ChainAsset]
+    chain_client: ChainClient | None
+    treasury_account: LocalAccount | None
+
+
+def build(settings: Settings) -> TreasuryParts:
+    """The treasury's parts, once the settings they need check out (:class:`SettingsError`)."""
+    assets, account = check_settings(settings)
+    return TreasuryParts(
+        token_ledger=ledger, journal=JournalReaderPort(), treasury=TreasuryReaderPort(assets),
+        cancel_guard=cancel_guard, proposal_view=execution_sections, chain_assets=assets,
+        # the client connects on its first call: building it here reaches nothing
+        chain_client=ChainClient(settings.rpc_url) if settings.rpc_url else None, treasury_account=account,
+    )

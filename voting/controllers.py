@@ -11,8 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import errors, require_role
-from governance.runtime import Runtime
+from governance.http import AppRuntime, errors, require_role
 from governance.signatures import Envelope
 from proposals.controllers import ProposalId
 from proposals.service import verify
@@ -27,7 +26,6 @@ from voting.schemas import (
     SnapshotRef,
     VoteReceipt,
 )
-from voting.writer import vote_writer
 
 
 class VoteController(Controller):
@@ -40,11 +38,11 @@ class VoteController(Controller):
                       "counts, `already_voted` under vote_change=forbid, `voting_not_started` / "
                       "`voting_closed` outside the window (the body names the state).",
           responses=errors(400, 403, 404, 409, 413, 422, 429, 503))
-    async def cast(self, data: JSONBody[Envelope], runtime: NamedDependency[Runtime]) -> Response[VoteReceipt]:
+    async def cast(self, data: JSONBody[Envelope], runtime: AppRuntime) -> Response[VoteReceipt]:
         # The signature check is CPU work (~0.1 ms): done here, it needs no thread hop. The
         # vote then joins the next group commit; the answer comes once that commit is durable.
         verified = verify(runtime, data, ("Vote",))
-        accepted = await vote_writer(runtime).submit_async(verified)
+        accepted = await runtime.vote_writer.submit_async(verified)
         return Response(accepted.receipt, status_code=201 if accepted.created else 200)
 
     @get("/v1/proposals/{proposal_id:str}/votes", operation_id="listVotes", sync_to_thread=True,
@@ -64,7 +62,7 @@ class VoteController(Controller):
          summary="Every signed message, the snapshot weights and the result, to verify offline "
                  "(`dao verify`)", responses=errors(400, 404))
     def export(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-               runtime: NamedDependency[Runtime]) -> dict[str, Any]:
+               runtime: AppRuntime) -> dict[str, Any]:
         return build_export(db, runtime, proposal_id.lower())
 
 
@@ -74,7 +72,7 @@ class PowerController(Controller):
     @get("/v1/power/{address:str}", operation_id="getPower", sync_to_thread=True,
          summary="Voting power at a proposal's snapshot, or at a snapshot taken now",
          responses=errors(400, 404, 409, 503))
-    def power(self, address: FromPath[str], db: NamedDependency[Session], runtime: NamedDependency[Runtime],
+    def power(self, address: FromPath[str], db: NamedDependency[Session], runtime: AppRuntime,
               proposal: FromQuery[str | None] = None) -> PowerRead:
         weight, snap = service.power_of(db, runtime, address, proposal.lower() if proposal else None)
         return PowerRead(address=address, weight=str(weight), proposal=proposal.lower() if proposal else None,
@@ -88,7 +86,7 @@ class PowerController(Controller):
                       "`reference_conflict` for another list under it.",
           responses=errors(400, 401, 403, 409, 413, 422))
     def upload(self, data: JSONBody[HolderListUpload], db: NamedDependency[Session],
-               runtime: NamedDependency[Runtime]) -> Response[HolderListRead]:
+               runtime: AppRuntime) -> Response[HolderListRead]:
         row, created = service.upload_holder_list(db, runtime, data)
         assert row.id is not None
         return Response(HolderListRead(id=row.id, merkle_root=row.merkle_root, total=str(row.total),

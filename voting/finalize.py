@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from governance.db import session_scope
 from governance.failpoints import failpoint
-from governance.ports import JOURNAL, JournalReader, RecordedHead
+from governance.ports import JournalReader, RecordedHead
 from governance.runtime import Runtime
 from proposals.lifecycle import State, execution_window
 from proposals.models import Proposal
@@ -92,7 +92,7 @@ def finalize_due(runtime: Runtime) -> int:
     """Scheduler job: finalize every proposal whose voting ended. Each in its own transaction,
     so one failure does not hold back the others."""
     now = runtime.clock.now()
-    journal: JournalReader = runtime.port(JOURNAL)
+    journal = runtime.journal
     with session_scope(runtime.engine, write=False) as session:
         ids = due_proposals(session, now)
     done = 0

@@ -20,8 +20,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from governance.errors import Conflict
-from governance.ports import TOKEN_LEDGER, PowerSource, Snapshot, TokenLedger
-from governance.runtime import Runtime
+from governance.ports import PowerSource, Snapshot, TokenLedger
+from governance.settings import Settings
 from voting.models import HolderBalance, HolderList
 
 
@@ -55,12 +55,8 @@ class LedgerPowerSource:
 
     name = "ledger"
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-
-    @property
-    def ledger(self) -> TokenLedger:
-        return self.runtime.port(TOKEN_LEDGER)
+    def __init__(self, ledger: TokenLedger):
+        self.ledger = ledger
 
     def take_snapshot(self, session: Session) -> Snapshot:
         seq = self.ledger.current_seq(session)
@@ -110,10 +106,9 @@ class Erc20PowerSourceAdapter:
 
     name = "erc20"
 
-    def __init__(self, runtime: Runtime):
+    def __init__(self, s: Settings):
         from voting.erc20 import Erc20PowerSource
 
-        s = runtime.settings
         self.chain = Erc20PowerSource(s.rpc_url, s.erc20_token, confirmations=s.confirmations)
 
     def take_snapshot(self, session: Session) -> Snapshot:
@@ -127,17 +122,17 @@ class Erc20PowerSourceAdapter:
         return {a: self.chain.weight(a, snapshot.ref) for a in set(addresses)}
 
 
-def make_power_source(runtime: Runtime) -> PowerSource:
-    """The deployment's source (``DAO_POWER_SOURCE``), with the excluded accounts taken out."""
-    kind = runtime.settings.power_source
+def make_power_source(settings: Settings, ledger: TokenLedger) -> PowerSource:
+    """The deployment's source (``DAO_POWER_SOURCE``), with the excluded accounts taken out;
+    ``ledger`` is the token ledger the ``ledger`` source reads."""
     source: PowerSource
-    if kind == "erc20":
-        source = Erc20PowerSourceAdapter(runtime)
-    elif kind == "holders-file":
+    if settings.power_source == "erc20":
+        source = Erc20PowerSourceAdapter(settings)
+    elif settings.power_source == "holders-file":
         source = HoldersFilePowerSource()
     else:
-        source = LedgerPowerSource(runtime)
-    return ExcludingAccounts(source, runtime.settings.excluded_accounts)
+        source = LedgerPowerSource(ledger)
+    return ExcludingAccounts(source, settings.excluded_accounts)
 
 
 def snapshot_of(proposal) -> Snapshot:

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from governance.errors import BadRequest, Conflict, Forbidden, GovernanceError, NotFound, Unprocessable
 from governance.idempotency import record_once
-from governance.ports import POWER, PowerSource, Snapshot
+from governance.ports import PowerSource, Snapshot
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage, address_kind, check_freshness
 from governance.types import UINT256_MAX, parse_uint
@@ -101,7 +101,7 @@ def record_votes(session: Session, runtime: Runtime,
     proposals = {p.id: p for p in conn.execute(_statements.lock, {"ids": sorted(groups)})}
     stored = {row.id: row for row in conn.execute(_statements.replays, {"ids": sorted(set(ids))})}
     now = runtime.clock.now()
-    power: PowerSource = runtime.port(POWER)
+    power = runtime.power
     for proposal_id, members in groups.items():
         proposal = proposals.get(proposal_id)
         if proposal is None:
@@ -243,7 +243,7 @@ def power_of(session: Session, runtime: Runtime, address: str,
     """Voting power at a proposal's snapshot, or at a snapshot taken now."""
     if address_kind(address) is None:
         raise BadRequest("not an EIP-55 address or a Solana address", code="invalid_address")
-    power: PowerSource = runtime.port(POWER)
+    power = runtime.power
     snap = snapshot_of(get_proposal(session, proposal_id)) if proposal_id else power.take_snapshot(session)
     return power.weight(session, snap, address), snap
 

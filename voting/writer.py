@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from governance.db import session_scope
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage
-from governance.viewcache import view_cache
 from voting.service import Accepted, record_votes
 
 log = logging.getLogger("voting.writer")
@@ -48,21 +47,31 @@ Outcome = Accepted | BaseException
 
 
 class VoteWriter:
-    """The process's vote writer thread (started on first use, stopped with the runtime)."""
+    """The process's vote writer (``runtime.vote_writer``, built by the composition root). Its
+    thread starts with the first vote, so a process that never takes one runs none, and stops
+    with the runtime (:meth:`stop`)."""
 
     def __init__(self, runtime: Runtime, max_batch: int):
         self.runtime = runtime
         self.max_batch = max_batch
-        self.views = view_cache(runtime)
+        self.views = runtime.view_cache
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="vote-writer", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _put(self, pending: _Pending) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="vote-writer", daemon=True)
+                    self._thread.start()
+        self._queue.put(pending)
 
     def submit(self, verified: VerifiedMessage) -> Future[Accepted]:
         """Queue a verified vote from any thread; the future resolves once its batch is committed
         (or raises the vote's own error, or the batch's)."""
         pending = _Pending(verified, Future(), None)
-        self._queue.put(pending)
+        self._put(pending)
         return pending.future  # type: ignore[return-value]
 
     def submit_async(self, verified: VerifiedMessage) -> asyncio.Future[Accepted]:
@@ -70,12 +79,16 @@ class VoteWriter:
         each loop in one wake-up, where a thread future per vote would cost one each."""
         loop = asyncio.get_running_loop()
         pending = _Pending(verified, loop.create_future(), loop)
-        self._queue.put(pending)
+        self._put(pending)
         return pending.future  # type: ignore[return-value]
 
     def stop(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Write what was queued, then stop the thread (if one runs); the next vote starts another."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(_STOP)
+                thread.join()
 
     def _run(self) -> None:
         stopping = False
@@ -148,20 +161,3 @@ def _resolve_all(answers: list[tuple[asyncio.Future[Accepted], Outcome]]) -> Non
     for future, outcome in answers:
         _resolve(future, outcome)
 
-
-_lock = threading.Lock()
-
-
-def vote_writer(runtime: Runtime) -> VoteWriter:
-    """This runtime's writer, started on first use and stopped when the runtime closes."""
-    with _lock:
-        writer = runtime.extras.get("vote_writer")
-        if writer is None:
-            writer = runtime.extras["vote_writer"] = VoteWriter(runtime, runtime.settings.vote_batch_max)
-
-            def close() -> None:
-                runtime.extras.pop("vote_writer", None)
-                writer.stop()
-
-            runtime.closers.append(close)
-        return writer  # type: ignore[return-value]

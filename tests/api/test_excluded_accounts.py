@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from governance.db import session_scope
-from governance.ports import POWER
 from tests.support import TOKEN, Gov, Wallet
 from voting.power import ExcludingAccounts, LedgerPowerSource
 
@@ -70,7 +69,7 @@ class TestListedTwice:
         single vote pass."""
         a = Wallet.evm()
         holders(gov, runtime, (a, 60), (TREASURY, 40))
-        source = ExcludingAccounts(LedgerPowerSource(runtime), [TREASURY.address, TREASURY.address])
+        source = ExcludingAccounts(LedgerPowerSource(runtime.token_ledger), [TREASURY.address, TREASURY.address])
         with session_scope(runtime.engine, write=False) as s:
             assert source.take_snapshot(s).total == 60 * TOKEN
-            assert runtime.port(POWER).take_snapshot(s).total == 60 * TOKEN
+            assert runtime.power.take_snapshot(s).total == 60 * TOKEN

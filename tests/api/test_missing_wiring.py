@@ -1,21 +1,22 @@
-"""Missing wiring is a start-up error, never a permissive default: a runtime without the cancel
-guard does not start, and a port lost after start fails closed (no cancel, no half-rendered
-proposal) instead of falling back."""
+"""Wiring is built once, eagerly and typed, by the composition root (governance.bootstrap): there
+is nothing to look up by name, no dependency made on first use, and no permissive default for
+one that is missing."""
 
 from __future__ import annotations
 
-import pytest
-from sqlmodel import Session
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
-from governance import domains
+import pytest
+
 from governance.db import session_scope
-from governance.ports import CANCEL_GUARD
 from governance.runtime import Runtime
-from governance.settings import SettingsError, load_settings
-from proposals.models import Proposal
-from proposals.service import cancel_proposal, get_proposal
-from proposals.views import PROPOSAL_VIEWS, render
+from proposals.service import get_proposal
+from proposals.views import render
 from tests.support import TOKEN, Gov, Wallet
+
+# filled in by bootstrap after the runtime exists (the writer needs it), or read from the database
+LATE = {"vote_writer", "salt"}
 
 
 @pytest.fixture
@@ -23,39 +24,40 @@ def settings_overrides() -> dict:
     return {"proposal_threshold": TOKEN}
 
 
-@pytest.fixture
-def pending(client, runtime, operator_key) -> str:
+def test_every_dependency_is_a_required_typed_field() -> None:
+    """A runtime cannot be made without, say, the cancel guard: no field the domains rely on has a
+    default to fall back to (a missing guard would let a transfer in flight be canceled)."""
+    fields = {f.name: f for f in dataclasses.fields(Runtime)}
+    for name in ("token_ledger", "journal", "treasury", "cancel_guard", "power", "proposal_views",
+                 "recorded_heads", "chain_assets", "chain_client", "treasury_account", "view_cache"):
+        f = fields[name]
+        assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, name
+    assert {n for n, f in fields.items()
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            or not f.init} == LATE
+    assert not hasattr(Runtime, "port") and "ports" not in fields and "extras" not in fields
+
+
+def test_the_runtime_is_complete_when_bootstrap_returns(runtime) -> None:
+    assert len(runtime.proposal_views) == 2 and len(runtime.recorded_heads) == 2
+    assert runtime.vote_writer.runtime is runtime and runtime.view_cache is runtime.vote_writer.views
+
+
+def test_concurrent_first_reads_render_each_section_once(client, runtime, operator_key) -> None:
+    """Wiring on first use let four concurrent first calls register eight view providers; now the
+    providers are fixed at start and concurrent renders agree."""
     gov = Gov(client, runtime, operator_key)
     a = Wallet.evm()
     gov.buy(a, 10)
-    return gov.proposal(a, "PriceChange", price=110_000)
+    pid = gov.proposal(a, "PriceChange", price=110_000)
+    providers = runtime.proposal_views
 
+    def read(_: int):
+        with session_scope(runtime.engine, write=False) as s:
+            return render(s, runtime, [get_proposal(s, pid)])[0]
 
-def test_cancel_without_the_cancel_guard_fails_closed(runtime, pending) -> None:
-    del runtime.ports[CANCEL_GUARD]
-    with pytest.raises(LookupError, match=CANCEL_GUARD), session_scope(runtime.engine) as s:
-        cancel_proposal(s, runtime, pending, guardian_key_id=1)
-    with Session(runtime.engine) as s:
-        p = s.get(Proposal, pending)
-        assert p.state == "pending" and p.canceled_at is None
-
-
-def test_rendering_without_the_view_providers_fails_closed(runtime, pending) -> None:
-    del runtime.ports[PROPOSAL_VIEWS]
-    with session_scope(runtime.engine, write=False) as s, pytest.raises(LookupError, match=PROPOSAL_VIEWS):
-        render(s, runtime, [get_proposal(s, pending)])
-
-
-def test_a_runtime_without_the_cancel_guard_refuses_to_start(database_url, monkeypatch) -> None:
-    """Without the treasury domain nothing guards a transfer in flight against cancellation:
-    the app does not build (create_app wires at once), whatever the database."""
-    from governance.app import create_app
-
-    monkeypatch.setattr(domains, "DOMAINS", tuple(d for d in domains.DOMAINS if d != "treasury_exec"))
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url))
-    with pytest.raises(SettingsError, match=CANCEL_GUARD):
-        create_app(runtime=rt)
-    with pytest.raises(SettingsError, match=CANCEL_GUARD):
-        rt.wire()
-    assert rt.ports == {}  # half-wired is not wired
-    rt.close()
+    with ThreadPoolExecutor(8) as pool:
+        views = list(pool.map(read, range(16)))
+    assert runtime.proposal_views is providers
+    assert all(v == views[0] for v in views)
+    assert views[0].tally is not None

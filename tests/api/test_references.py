@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from sqlmodel import Session, func, select
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.runtime import Runtime
 from tests.support import TOKEN, Wallet
 from treasury_exec.journal import verify_chain
@@ -50,7 +51,7 @@ def race(runtime: Runtime, key: str, requests: list[tuple[str, dict[str, Any]]])
     answers: list[Any] = [None] * len(requests)
 
     def send(i: int, path: str, body: dict[str, Any]) -> None:
-        instance = Runtime.from_settings(runtime.settings, clock=runtime.clock)
+        instance = bootstrap(runtime.settings, clock=runtime.clock)
         with TestClient(app=create_app(runtime=instance)) as client:
             barrier.wait(timeout=30)
             answers[i] = client.post(path, json=body, headers=auth(key))
@@ -104,7 +105,7 @@ def test_concurrent_identical_deposits_journal_each_reference_once(runtime, oper
         journaled = Counter(e.reference for e in s.exec(select(JournalEntry).where(JournalEntry.kind == "deposit")))
         assert journaled == {ref: 1 for ref in amounts}
         assert verify_chain(s).ok
-    with TestClient(app=create_app(runtime=Runtime.from_settings(runtime.settings, clock=runtime.clock))) as c:
+    with TestClient(app=create_app(runtime=bootstrap(runtime.settings, clock=runtime.clock))) as c:
         assert c.get("/v1/treasury").json()["assets"]["ETH"] == {"community": str(sum(amounts.values()))}
 
 
@@ -121,7 +122,7 @@ def test_concurrent_identical_purchases_answer_201_once_and_200_otherwise(runtim
 
 def test_concurrent_identical_buybacks_pay_once(runtime, operator_key) -> None:
     seller = Wallet.evm()
-    with TestClient(app=create_app(runtime=Runtime.from_settings(runtime.settings, clock=runtime.clock))) as c:
+    with TestClient(app=create_app(runtime=bootstrap(runtime.settings, clock=runtime.clock))) as c:
         c.post("/v1/treasury/purchases", headers=auth(operator_key),
                json={"buyer": seller.address, "payment": 10_000_000, "reference": "p"})  # buybacks bucket: 1,000,000
     body = {"seller": seller.address, "amount": 600_000, "tokens": str(10 * TOKEN), "reference": "bb-1"}

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from governance.db import session_scope
-from governance.viewcache import ViewCache, view_cache
+from governance.viewcache import ViewCache
 from proposals.models import Proposal
 from tests.support import Gov, Wallet, cancel_message
 
@@ -42,7 +42,7 @@ def test_a_repeated_read_is_served_from_the_cache(gov, runtime) -> None:
     first = gov.get(pid)
     _retitle_behind_the_api(runtime, pid, "changed behind the API")
     assert gov.get(pid)["title"] == first["title"]  # from memory
-    assert view_cache(runtime).hits >= 1
+    assert runtime.view_cache.hits >= 1
     # the same id in upper case is the same proposal and the same cached view
     assert gov.get("0x" + pid[2:].upper())["title"] == first["title"]
 
@@ -120,7 +120,7 @@ def test_unknown_proposals_are_not_cached(gov, runtime) -> None:
     missing = "0x" + "cd" * 32
     assert gov.client.get(f"/v1/proposals/{missing}").status_code == 404
     assert gov.client.get(f"/v1/proposals/{missing}").status_code == 404
-    assert view_cache(runtime).hits == 0
+    assert runtime.view_cache.hits == 0
 
 
 @pytest.mark.parametrize("settings_overrides", [{"view_cache_ms": 0}])
@@ -129,7 +129,7 @@ def test_a_ttl_of_zero_turns_the_cache_off(gov, runtime, settings_overrides) -> 
     gov.get(pid)
     _retitle_behind_the_api(runtime, pid, "no cache")
     assert gov.get(pid)["title"] == "no cache"
-    assert view_cache(runtime).hits == 0
+    assert runtime.view_cache.hits == 0
 
 
 # ViewCache on its own: TTL, races with writes, size bound

@@ -14,10 +14,10 @@ from eth_account import Account
 from litestar.testing import TestClient
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.clock import FileClock
-from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
+from governance.setup import create_deployment
 from tests.conftest import START, make_key
 from tests.support import TOKEN, Gov, Wallet
 
@@ -50,8 +50,8 @@ def test_chain_spend_survives_a_kill_at_every_step(anvil, deploy, database_url, 
     clock = FileClock(tmp_path / "clock")
     clock.set(START)
     settings = settings_for(anvil, token.address, treasury.key.hex(), tmp_path / "clock", database_url)
-    rt = Runtime.from_settings(load_settings(env={}, **settings), clock=clock)
-    bootstrap(rt)
+    rt = bootstrap(load_settings(env={}, **settings), clock=clock)
+    create_deployment(rt)
     recipient = Wallet.evm()
     with TestClient(app=create_app(runtime=rt)) as client:
         gov = Gov(client, rt, make_key(rt, "operator"))
@@ -102,8 +102,8 @@ def test_external_completion_is_checked_on_chain(anvil, deploy, database_url, tm
     settings = settings_for(anvil, token.address, "", tmp_path / "clock", database_url)
     settings["chain_assets"] = json.dumps({"USDC": {"token": token.address, "decimals": 18, "mode": "external",
                                                     "senders": [payer]}})
-    rt = Runtime.from_settings(load_settings(env={}, **settings), clock=clock)
-    bootstrap(rt)
+    rt = bootstrap(load_settings(env={}, **settings), clock=clock)
+    create_deployment(rt)
     recipient = Wallet.evm()
     token.functions.mint(payer, 500 * USDC).transact({"from": anvil.accounts[0]})
     with TestClient(app=create_app(runtime=rt)) as client:

@@ -11,12 +11,11 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.clock import FileClock
 from governance.db import session_scope
-from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
-from governance.viewcache import view_cache
+from governance.setup import create_deployment
 from proposals.models import Proposal
 from tests.chain.test_chain_execution import USDC, settings_for
 from tests.conftest import START, make_key
@@ -42,8 +41,8 @@ class ChainTreasury:
         self.clock.set(START)
         settings = settings_for(anvil, self.token.address, self.treasury.key.hex(), tmp_path / "clock",
                                 database_url) | overrides
-        self.rt = Runtime.from_settings(load_settings(env={}, **settings), clock=self.clock)
-        bootstrap(self.rt)
+        self.rt = bootstrap(load_settings(env={}, **settings), clock=self.clock)
+        create_deployment(self.rt)
         self._client_cm = TestClient(app=create_app(runtime=self.rt))
         self.client = self._client_cm.__enter__()
         self.gov = Gov(self.client, self.rt, make_key(self.rt, "operator"))
@@ -79,7 +78,7 @@ class ChainTreasury:
             ex_id = s.exec(select(Execution.id)).one()
             signed = executions.sign_chain(s, self.rt, ex_id, now)
         assert signed is not None
-        view_cache(self.rt).invalidate()  # as a scheduler tick does
+        self.rt.view_cache.invalidate()  # as a scheduler tick does
         return ex_id, signed
 
     def settle(self) -> None:

@@ -45,16 +45,21 @@ def test_weight_at_the_snapshot_block(client, runtime, anvil, token) -> None:
     assert now["weight"] == str(500 * TOKEN)
 
 
-def test_rpc_failure_is_503_and_stores_nothing(client, runtime, anvil, token) -> None:
+def test_rpc_failure_is_503_and_stores_nothing(runtime, anvil, token) -> None:
     import socket
+
+    from litestar.testing import TestClient
+
+    from governance.app import create_app
+    from governance.bootstrap import bootstrap
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    runtime.settings = runtime.settings.with_overrides(rpc_url=dead)
-    runtime.ports.clear()
-    runtime._wired = False  # rebuild the power source against the dead RPC
-    gov = Gov(client, runtime, "")
-    r = gov.propose(Wallet.evm(), "PriceChange", price=110_000)
-    assert r.status_code == 503 and r.json()["error"] == "rpc_unavailable"
-    assert client.get("/v1/proposals").json()["items"] == []
+    # the same deployment, served by a process whose RPC endpoint is down
+    down = bootstrap(runtime.settings.with_overrides(rpc_url=dead), clock=runtime.clock)
+    with TestClient(app=create_app(runtime=down)) as client:
+        gov = Gov(client, down, "")
+        r = gov.propose(Wallet.evm(), "PriceChange", price=110_000)
+        assert r.status_code == 503 and r.json()["error"] == "rpc_unavailable"
+        assert client.get("/v1/proposals").json()["items"] == []

@@ -14,10 +14,10 @@ from sqlmodel import Session, func, select
 from web3 import Web3
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.clock import FileClock
-from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
+from governance.setup import create_deployment
 from tests.chain.test_chain_execution import USDC, settings_for
 from tests.conftest import START, make_key
 from tests.support import Gov, Wallet
@@ -41,8 +41,8 @@ class ExternalTreasury:
         settings["chain_assets"] = json.dumps({
             "USDC": {"token": self.token.address, "decimals": 18, "mode": "external", "senders": [self.payer]},
             "ETH": {"native": True, "decimals": 18, "mode": "external", "senders": [self.payer]}})
-        self.rt = Runtime.from_settings(load_settings(env={}, **settings), clock=self.clock)
-        bootstrap(self.rt)
+        self.rt = bootstrap(load_settings(env={}, **settings), clock=self.clock)
+        create_deployment(self.rt)
         self._cm = TestClient(app=create_app(runtime=self.rt))
         self.client = self._cm.__enter__()
         self.gov = Gov(self.client, self.rt, make_key(self.rt, "operator"))

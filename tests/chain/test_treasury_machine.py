@@ -34,10 +34,11 @@ from litestar.testing import TestClient
 from sqlmodel import Session, select
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.clock import SettableClock
 from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
+from governance.setup import create_deployment
 from proposals.models import Proposal
 from tests.conftest import START, make_key
 from tests.support import TOKEN, Gov, Wallet
@@ -115,9 +116,9 @@ class TreasuryMachine(RuleBasedStateMachine):
     # --- process lifecycle ---------------------------------------------------------------
 
     def _start(self, *, first: bool = False) -> None:
-        rt = Runtime.from_settings(load_settings(env={}, **self.settings), clock=self.clock)
+        rt = bootstrap(load_settings(env={}, **self.settings), clock=self.clock)
         if first:
-            bootstrap(rt)
+            create_deployment(rt)
         else:
             rt.load_deployment()
         client = TestClient(app=create_app(runtime=rt))

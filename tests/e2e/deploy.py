@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from governance.bootstrap import bootstrap
 from governance.clock import FileClock
 from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
+from governance.setup import create_deployment
 from tests.conftest import START
 
 
@@ -17,6 +18,6 @@ def deployment(database_url: str, tmp_path: Path, settings: dict[str, Any]) -> t
     read through ``DAO_TEST_CLOCK_FILE``."""
     clock = FileClock(tmp_path / "clock")
     clock.set(START)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url, **settings), clock=clock)
-    bootstrap(rt)
+    rt = bootstrap(load_settings(env={}, database_url=database_url, **settings), clock=clock)
+    create_deployment(rt)
     return rt, clock

@@ -13,8 +13,8 @@ from litestar.testing import TestClient
 from sqlmodel import Session, select
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.clock import FileClock
-from governance.runtime import Runtime
 from governance.settings import load_settings
 from proposals.models import Proposal, ProposalEvent
 from tests.conftest import make_key
@@ -30,7 +30,7 @@ RACE = {**SETTINGS, "external_buckets": ("development",), "retry_interval": 1}
 
 def executor_loop(database_url: str, clock_file: Path, key: str, stop: threading.Event, results: Counter) -> None:
     """One external executor talking to its own API instance (as another process would)."""
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url, **RACE), clock=FileClock(clock_file))
+    rt = bootstrap(load_settings(env={}, database_url=database_url, **RACE), clock=FileClock(clock_file))
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(app=create_app(runtime=rt)) as client:
         while not stop.is_set():

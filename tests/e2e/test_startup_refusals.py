@@ -13,9 +13,9 @@ import pytest
 from eth_account import Account
 from sqlmodel import Session
 
+from governance.bootstrap import bootstrap
 from governance.db import create_engine
 from governance.models import Deployment
-from governance.runtime import Runtime
 from governance.settings import load_settings
 from tests.e2e.deploy import deployment
 from tests.e2e.test_faults import SETTINGS, dao_env, free_port
@@ -105,6 +105,6 @@ def test_init_refuses_before_writing_an_existing_database(database_url: str, tmp
                         timeout=REFUSE_WITHIN, env=dao_env(database_url, tmp_path / "clock", DAO_GUARDIANS=GUARDIAN),
                         check=False)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    rt = Runtime.from_settings(load_settings(env={}, database_url=database_url))
+    rt = bootstrap(load_settings(env={}, database_url=database_url))
     assert rt.load_deployment().salt.startswith("0x")
     rt.close()

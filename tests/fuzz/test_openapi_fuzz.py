@@ -52,6 +52,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from governance.app import create_app
+from governance.bootstrap import bootstrap
 from governance.clock import SettableClock
 from governance.runtime import Runtime
 from governance.settings import load_settings
@@ -127,13 +128,13 @@ class Seed:
 @pytest.fixture(scope="module")
 def fuzz_runtime(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     """Built like conftest's ``runtime``, once for the module: every operation shares it."""
-    from governance.setup import bootstrap
+    from governance.setup import create_deployment
 
     path = tmp_path_factory.mktemp("fuzz") / "dao.db"
     shutil.copyfile(sqlite_template, path)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=f"sqlite:///{path}", **SETTINGS),
+    rt = bootstrap(load_settings(env={}, database_url=f"sqlite:///{path}", **SETTINGS),
                                clock=SettableClock(START))
-    bootstrap(rt)
+    create_deployment(rt)
     yield rt
     # Schemathesis keeps the app's lifespan running until the process exits; the vote writer
     # thread and the connections go now, with the database file.

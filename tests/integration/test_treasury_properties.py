@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
+from governance.bootstrap import bootstrap
 from governance.clock import SettableClock
 from governance.db import session_scope
 from governance.errors import Unprocessable
-from governance.runtime import Runtime
 from governance.settings import load_settings
-from governance.setup import bootstrap
+from governance.setup import create_deployment
 from tests.conftest import START
 from treasury_exec import journal, service
 from treasury_exec.journal import verify_chain
@@ -36,8 +36,8 @@ def test_buckets_balance_for_any_sequence(ops, sqlite_template: Path, tmp_path_f
     holders = HOLDERS
     path = tmp_path_factory.mktemp("prop") / "dao.db"
     shutil.copyfile(sqlite_template, path)
-    rt = Runtime.from_settings(load_settings(env={}, database_url=f"sqlite:///{path}"), clock=SettableClock(START))
-    bootstrap(rt)
+    rt = bootstrap(load_settings(env={}, database_url=f"sqlite:///{path}"), clock=SettableClock(START))
+    create_deployment(rt)
     taken_in = spent = 0
     for i, o in enumerate(ops):
         try:

@@ -1,6 +1,6 @@
-"""What a process checks when it wires its domains (Runtime.wire): the chain assets, the RPC
-endpoint and treasury key they need, and that every port the service needs is provided. Each
-problem is a SettingsError naming the setting, raised before anything is served."""
+"""What a process checks when the composition root builds it (governance.bootstrap): the chain
+assets, the RPC endpoint and treasury key they need. Each problem is a SettingsError naming
+the setting, raised before anything is served."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from governance.runtime import Runtime
+from governance.bootstrap import bootstrap
 from governance.settings import SettingsError, load_settings
 from treasury_exec.chain import parse_assets
 from treasury_exec.wiring import check_settings
@@ -82,7 +82,7 @@ def test_a_chain_mode_asset_needs_the_treasury_key() -> None:
     # an external executor sends it: no key needed
     ext = load_settings(env={}, rpc_url=RPC,
                         chain_assets=assets(USDC={"token": TOKEN, "mode": "external", "senders": [SENDER]}))
-    assert set(check_settings(ext)) == {"USDC"}
+    assert set(check_settings(ext)[0]) == {"USDC"}
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,8 @@ def chain_settings(**values):
 
 def test_a_keystore_that_decrypts_is_accepted(keystore) -> None:
     path, _ = keystore
-    assert set(check_settings(chain_settings(treasury_key_file=str(path),
-                                             treasury_key_password="right horse"))) == {"USDC"}
+    assets_, account = check_settings(chain_settings(treasury_key_file=str(path), treasury_key_password="right horse"))
+    assert set(assets_) == {"USDC"} and account is not None and account.address == keystore[1]
 
 
 def test_a_wrong_keystore_password_is_refused(keystore) -> None:
@@ -135,10 +135,9 @@ def test_a_configured_key_is_checked_even_when_no_asset_needs_it() -> None:
         check_settings(load_settings(env={}, treasury_private_key="0x1234"))
 
 
-def test_wire_refuses_bad_chain_assets(tmp_path) -> None:
-    rt = Runtime.from_settings(load_settings(env={}, database_url=f"sqlite:///{tmp_path / 'x.db'}",
-                                             chain_assets=assets(USDC={"token": TOKEN.lower()})))
+def test_bootstrap_refuses_bad_chain_assets_before_touching_the_database(tmp_path) -> None:
+    db = tmp_path / "x.db"
     with pytest.raises(SettingsError, match="DAO_CHAIN_ASSETS"):
-        rt.wire()
-    assert rt.ports == {}  # half-wired is not wired
-    rt.close()
+        bootstrap(load_settings(env={}, database_url=f"sqlite:///{db}",
+                                chain_assets=assets(USDC={"token": TOKEN.lower()})))
+    assert not db.exists()  # the settings are checked before an engine is made
