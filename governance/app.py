@@ -27,7 +27,7 @@ from governance.http import (
 )
 from governance.ratelimit import rate_limit_middleware
 from governance.runtime import Runtime
-from governance.settings import Settings, load_settings
+from governance.settings import PROPOSAL_KINDS, Settings, load_settings
 
 API_VERSION = "1"
 
@@ -87,7 +87,7 @@ class CoreController(Controller):
             name=s.dao_name, chain_id=s.chain_id, token_symbol=s.token_symbol,
             token_decimals=s.token_decimals, buckets=list(s.buckets),
             rules={k: KindRules(**vars(s.rules_for(k)))
-                   for k in ("PriceChange", "AllocationChange", "TreasurySpend")},
+                   for k in PROPOSAL_KINDS},
             voting_delay=s.voting_delay, voting_period=s.voting_period, timelock=s.timelock,
             grace_period=s.grace_period, proposal_threshold=str(s.proposal_threshold),
             max_price_change_bps=s.max_price_change_bps, spend_cap_bps=s.spend_cap_bps,

@@ -9,7 +9,7 @@ import logging
 import re
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias, TypeVar
 
 import anyio
 import msgspec
@@ -20,7 +20,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import SkipValidation
+from litestar.params import PathParameter, SkipValidation
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -119,6 +119,10 @@ EXCEPTION_HANDLERS: dict = {
 # How a handler asks for the process's runtime. Not validated: it is the object provide_runtime
 # returns, and validating it would make msgspec evaluate every field's annotation.
 AppRuntime: TypeAlias = NamedDependency[SkipValidation[Runtime]]
+
+
+# a proposal id in a path: bytes32 as 0x and 64 hex digits (compared lower-case)
+ProposalId = Annotated[str, PathParameter(pattern=r"^0x[0-9a-fA-F]{64}$", description="proposal id (bytes32)")]
 
 
 def runtime_of(request_or_conn: ASGIConnection) -> Runtime:

@@ -202,3 +202,12 @@ def verify_envelope(envelope: Envelope, encoder: TypedDataEncoder) -> VerifiedMe
     return VerifiedMessage(primary_type=envelope.type, scheme=envelope.scheme, signer=envelope.signer,
                            message=message, message_json=message_json, digest=digest,
                            signature=envelope.signature)
+
+
+def verify_accepted(envelope: Envelope, encoder: TypedDataEncoder, accepted: tuple[str, ...]) -> VerifiedMessage:
+    """:func:`verify_envelope` for an endpoint that takes only the message types ``accepted``
+    (400 ``wrong_message_type`` for another, before any signature work)."""
+    if envelope.type not in accepted:
+        raise BadRequest(f"this endpoint takes {' or '.join(accepted)}, not {envelope.type!r}",
+                         code="wrong_message_type")
+    return verify_envelope(envelope, encoder)

@@ -22,8 +22,8 @@ from msgspec import Meta
 
 from governance.errors import BadRequest
 from governance.hashing import keccak
+from governance.types import UINT256_MAX
 
-UINT256_MAX = 2**256 - 1
 UINT64_MAX = 2**64 - 1
 
 EIP712_DOMAIN_TYPE: list[dict[str, str]] = [
@@ -265,6 +265,11 @@ def canonical_bytes(doc: Any) -> bytes:
     as themselves: byte for byte ``json.dumps(doc, sort_keys=True, separators=(",", ":"),
     ensure_ascii=False)`` (tests/unit/test_typed_data.py checks that), at a tenth of the cost."""
     return _SORTED_JSON.encode(doc)
+
+
+def canonical_text(doc: Any) -> str:
+    """A signed message as stored: :func:`canonical_bytes` as text."""
+    return canonical_bytes(doc).decode()
 
 
 def typed_data_document(domain: Domain) -> dict[str, Any]:

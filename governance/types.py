@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 UINT256_MAX = 2**256 - 1
+BPS = 10_000  # basis points in a whole: shares, rules and caps are in bps (1 bps = 0.01%)
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 
 

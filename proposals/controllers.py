@@ -6,19 +6,17 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import session_scope
-from governance.http import AppRuntime, errors, read
+from governance.http import AppRuntime, ProposalId, errors, read
 from governance.keys import authenticate
 from governance.runtime import Runtime
 from governance.signatures import Envelope
 from proposals import service
 from proposals.schemas import ProposalPage, ProposalRead
 from proposals.views import render
-
-ProposalId = Annotated[str, PathParameter(pattern=r"^0x[0-9a-fA-F]{64}$", description="proposal id (bytes32)")]
 
 
 class ProposalController(Controller):

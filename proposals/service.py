@@ -16,40 +16,26 @@ from governance.db import BIGINT_MAX
 from governance.errors import BadRequest, Conflict, Forbidden, NotFound
 from governance.ports import JournalPoint, RecordedHead, Snapshot
 from governance.runtime import Runtime
+from governance.settings import PROPOSAL_KINDS
 from governance.signatures import (
     Envelope,
-    VerifiedMessage,
     address_kind,
     check_freshness,
-    verify_envelope,
+    verify_accepted,
 )
-from governance.typed_data import canonical_bytes
+from governance.typed_data import canonical_text
 from governance.types import parse_uint
 from proposals import validation
 from proposals.lifecycle import State, cancel_allowed, effective_state, timing
 from proposals.models import Proposal, ProposalEvent
 
-PROPOSAL_TYPES = ("PriceChange", "AllocationChange", "TreasurySpend")
 _PROPOSAL_ID = re.compile(r"0x[0-9a-f]{64}")
-
-
-def canonical(obj: Any) -> str:
-    """A signed message as stored: :func:`governance.typed_data.canonical_bytes` as text."""
-    return canonical_bytes(obj).decode()
-
-
-def verify(runtime: Runtime, envelope: Envelope, allowed_types: tuple[str, ...]) -> VerifiedMessage:
-    """Check the envelope's type, then its signature against this deployment's domain."""
-    if envelope.type not in allowed_types:
-        raise BadRequest(f"this endpoint takes {' or '.join(allowed_types)}, not {envelope.type!r}",
-                         code="wrong_message_type")
-    return verify_envelope(envelope, runtime.encoder)
 
 
 def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> tuple[Proposal, bool]:
     """Accept a signed proposal, freezing its rules and snapshot. Returns ``(proposal, created)``;
     the identical signed message again returns the stored proposal and ``created=False``."""
-    verified = verify(runtime, envelope, PROPOSAL_TYPES)
+    verified = verify_accepted(envelope, runtime.encoder, PROPOSAL_KINDS)
     proposal_id = "0x" + verified.digest.hex()
     existing = session.get(Proposal, proposal_id)
     if existing is not None:
@@ -74,7 +60,7 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
     t = timing(now, s.voting_delay, s.voting_period)
     proposal = Proposal(
         id=proposal_id, kind=verified.primary_type, proposer=verified.signer, scheme=verified.scheme,
-        signature=verified.signature, message=canonical(msg), title=msg["title"],
+        signature=verified.signature, message=canonical_text(msg), title=msg["title"],
         signed_at=int(msg["timestamp"]), created_at=t.created_at, starts_at=t.starts_at,
         ends_at=t.ends_at, quorum_bps=rules.quorum_bps, approval_bps=rules.approval_bps,
         voting_delay=s.voting_delay, voting_period=s.voting_period, timelock=s.timelock,
@@ -201,7 +187,7 @@ def list_proposals(session: Session, runtime: Runtime, *, state: str | None = No
         else:
             query = query.where(Proposal.state == wanted.value)
     if kind is not None:
-        if kind not in PROPOSAL_TYPES:
+        if kind not in PROPOSAL_KINDS:
             raise BadRequest(f"unknown kind {kind!r}", code="invalid_filter")
         query = query.where(Proposal.kind == kind)
     if proposer is not None:
@@ -224,11 +210,11 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
     proposal = get_proposal(session, proposal_id, for_update=True)
     now = runtime.clock.now()
     if guardian_key_id is not None:
-        by, guardian, record = f"key:{guardian_key_id}", True, canonical({"guardian_key": guardian_key_id})
+        by, guardian, record = f"key:{guardian_key_id}", True, canonical_text({"guardian_key": guardian_key_id})
     else:
         if envelope is None:
             raise BadRequest("send a signed Cancel, or a guardian key", code="missing_body")
-        verified = verify(runtime, envelope, ("Cancel",))
+        verified = verify_accepted(envelope, runtime.encoder, ("Cancel",))
         msg = verified.message_json
         if msg["proposal"] != proposal.id:
             raise BadRequest("the signed Cancel names another proposal", code="proposal_mismatch")
@@ -237,7 +223,7 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
         if not guardian and verified.signer != proposal.proposer:
             raise Forbidden("only the proposer or a guardian may cancel", code="not_allowed_to_cancel")
         by = verified.signer
-        record = canonical({"type": "Cancel", "scheme": verified.scheme, "signer": verified.signer,
+        record = canonical_text({"type": "Cancel", "scheme": verified.scheme, "signer": verified.signer,
                             "signature": verified.signature, "message": msg})
     if proposal.state == State.CANCELED.value:
         return proposal

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from governance.errors import Unprocessable
-
-BPS = 10_000
+from governance.types import BPS
 
 
 def validate_text(title: str, description: str, *, title_max: int, description_max: int) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-BPS = 10_000
+from governance.types import BPS
+
 REMAINDER_BUCKET = "treasury"
 
 

@@ -11,10 +11,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import AppRuntime, errors, require_role
-from governance.signatures import Envelope
-from proposals.controllers import ProposalId
-from proposals.service import verify
+from governance.http import AppRuntime, ProposalId, errors, require_role
+from governance.signatures import Envelope, verify_accepted
 from voting import service
 from voting.export import build_export
 from voting.schemas import (
@@ -41,7 +39,7 @@ class VoteController(Controller):
     async def cast(self, data: JSONBody[Envelope], runtime: AppRuntime) -> Response[VoteReceipt]:
         # The signature check is CPU work (~0.1 ms): done here, it needs no thread hop. The
         # vote then joins the next group commit; the answer comes once that commit is durable.
-        verified = verify(runtime, data, ("Vote",))
+        verified = verify_accepted(data, runtime.encoder, ("Vote",))
         accepted = await runtime.vote_writer.submit_async(verified)
         return Response(accepted.receipt, status_code=201 if accepted.created else 200)
 

@@ -16,10 +16,11 @@ from governance.idempotency import record_once
 from governance.ports import PowerSource, Snapshot
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage, address_kind, check_freshness
+from governance.typed_data import canonical_text
 from governance.types import UINT256_MAX, parse_uint
 from proposals.lifecycle import State, effective_state
 from proposals.models import Proposal
-from proposals.service import canonical, get_proposal
+from proposals.service import get_proposal
 from voting import merkle
 from voting.models import Ballot, HolderBalance, HolderList, ProposalTally
 from voting.power import snapshot_of
@@ -174,7 +175,7 @@ def _record_for_proposal(session: Session, runtime: Runtime, power: PowerSource,
         row = {"id": vote_id, "proposal_id": proposal.id, "seq": last_seq, "voter": verified.signer,
                "choice": new.choice, "weight": weight, "reason": msg["reason"], "signed_at": new.signed_at,
                "accepted_at": now, "scheme": verified.scheme, "signature": verified.signature,
-               "message": canonical(msg), "superseded": False}
+               "message": canonical_text(msg), "superseded": False}
         inserts.append(row)
         current[verified.signer] = _Current(new, row)
         stored[vote_id] = _StoredRow(row)

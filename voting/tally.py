@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from governance.types import BPS
 from voting import merkle
 
 AGAINST, FOR, ABSTAIN = 0, 1, 2
 CHOICES = {AGAINST: "against", FOR: "for", ABSTAIN: "abstain"}
-BPS = 10_000
 
 
 class BallotRecord(NamedTuple):

@@ -15,8 +15,7 @@ from sqlmodel import select
 
 from governance.db import session_scope
 from governance.errors import Conflict, Forbidden, NotFound
-from governance.signatures import Envelope
-from proposals.service import verify
+from governance.signatures import Envelope, verify_accepted
 from tests.support import TOKEN, Gov, Wallet, vote_message
 from voting.models import Ballot
 from voting.service import Accepted, record_votes
@@ -39,7 +38,7 @@ def test_a_mixed_batch_is_decided_vote_by_vote(gov, runtime) -> None:
 
     def v(w: Wallet, choice: int, at: int = now, proposal: str = pid):
         envelope = w.sign(gov.domain, "Vote", vote_message(w.address, proposal, choice, at))
-        return verify(runtime, Envelope(**envelope), ("Vote",))
+        return verify_accepted(Envelope(**envelope), runtime.encoder, ("Vote",))
 
     batch = [
         v(alice, 1),             # 0 new
@@ -91,9 +90,9 @@ def test_the_writer_answers_only_after_the_commit(gov, runtime) -> None:
     gov.advance(runtime.settings.voting_delay)
     writer = VoteWriter(runtime, max_batch=5)
     try:
-        futures = [writer.submit(verify(runtime, Envelope(**w.sign(gov.domain, "Vote",
+        futures = [writer.submit(verify_accepted(Envelope(**w.sign(gov.domain, "Vote",
                                                                    vote_message(w.address, pid, 1, gov.now))),
-                                        ("Vote",))) for w in wallets]
+                                                 runtime.encoder, ("Vote",))) for w in wallets]
         receipts = [f.result(timeout=30).receipt for f in futures]
     finally:
         writer.stop()
