@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 
     from governance.typed_data import Domain, TypedDataEncoder
     from proposals.models import Proposal
+    from proposals.schemas import ExecutionView, VotingSection
     from treasury_exec.chain import ChainAsset, ChainClient
     from voting.writer import VoteWriter
 
-# a domain's section of a rendered proposal: (session, proposals) -> {proposal id: {field: view}}
-ViewProvider = Callable[[Session, Sequence["Proposal"]], dict[str, dict[str, Any]]]
+# the sections other domains add to rendered proposals, read for a page of proposals at once:
+# (session, proposals) -> {proposal id: section}
+TallyViews = Callable[[Session, Sequence["Proposal"]], dict[str, "VotingSection"]]
+ExecutionViews = Callable[[Session, Sequence["Proposal"]], dict[str, "ExecutionView"]]
 
 
 @dataclass(eq=False)
@@ -49,8 +52,10 @@ class Runtime:
     cancel_guard: CancelGuard
     # the deployment's voting-power source, excluded accounts taken out (voting provides it)
     power: PowerSource
-    # the sections other domains add to a rendered proposal, and the journal heads they recorded
-    proposal_views: tuple[ViewProvider, ...]
+    # the sections voting and treasury_exec add to a rendered proposal
+    tally_views: TallyViews
+    execution_views: ExecutionViews
+    # the journal heads proposals and tally results recorded (dao ledger verify checks them)
     recorded_heads: tuple[RecordedHeads, ...]
     # on-chain execution (treasury_exec): the assets a spend may pay, and the RPC client (None
     # when no asset is on chain)

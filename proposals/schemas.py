@@ -3,7 +3,7 @@ exceed what a JSON number holds exactly in most clients (2^53)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -112,6 +112,15 @@ class ProposalRead(msgspec.Struct):
     tally: TallyView | None = None
     result: ResultView | None = None
     execution: ExecutionView | None = None
+
+
+class VotingSection(NamedTuple):
+    """What the voting domain adds to a proposal's view: the live tally, and the result once
+    tallied. (The proposal document declares the sections other domains fill; ``proposals``
+    imports neither of them, see docs/architecture.md.)"""
+
+    tally: TallyView
+    result: ResultView | None
 
 
 class ProposalPage(msgspec.Struct):

@@ -1,12 +1,11 @@
-"""Rendering proposals for the API. Other domains add their sections (the live tally and
-result from ``voting``, the execution from ``treasury_exec``) through
-``runtime.proposal_views``: functions ``(session, [proposal]) -> {proposal_id: {field: view}}``."""
+"""Rendering proposals for the API. Other domains add their sections through the runtime: the
+live tally and result from ``voting`` (``runtime.tally_views``), the execution from
+``treasury_exec`` (``runtime.execution_views``), each read for a whole page at once."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from sqlmodel import Session
 
@@ -23,10 +22,8 @@ def ledger_head(seq: int | None, digest: str | None) -> LedgerHead | None:
 
 def render(session: Session, runtime: Runtime, proposals: Sequence[Proposal]) -> list[ProposalRead]:
     now = runtime.clock.now()
-    sections: dict[str, dict[str, Any]] = {p.id: {} for p in proposals}
-    for provider in runtime.proposal_views:
-        for pid, fields in provider(session, proposals).items():
-            sections.setdefault(pid, {}).update(fields)
+    voting = runtime.tally_views(session, proposals)
+    executions = runtime.execution_views(session, proposals)
     return [
         ProposalRead(
             id=p.id, kind=p.kind,
@@ -42,7 +39,9 @@ def render(session: Session, runtime: Runtime, proposals: Sequence[Proposal]) ->
                             timelock=p.timelock, grace_period=p.grace_period, vote_change=p.vote_change),
             tallied_at=p.tallied_at, eta=p.eta, deadline=p.deadline, executed_at=p.executed_at,
             expired_at=p.expired_at, canceled_at=p.canceled_at, canceled_by=p.canceled_by,
-            **sections.get(p.id, {}),
+            tally=voting[p.id].tally if p.id in voting else None,
+            result=voting[p.id].result if p.id in voting else None,
+            execution=executions.get(p.id),
         )
         for p in proposals
     ]

@@ -4,12 +4,14 @@ passed in; the caller commits."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlmodel import Session, select
 
 from governance.errors import BadRequest, Unprocessable
 from governance.idempotency import record_once
+from governance.ports import JournalPoint
 from governance.runtime import Runtime
 from governance.signatures import normalize_address
 from treasury_exec import journal
@@ -212,20 +214,35 @@ def bucket_balance(session: Session, bucket: str, asset: str = USD) -> int:
     return journal.balance(session, f"bucket:{bucket}", asset)
 
 
-def treasury_state(session: Session, runtime: Runtime) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TreasuryState:
+    """The treasury now: parameters in force, what each bucket holds, the token supply, the
+    journal's head. Balances are what is left to spend (reservations already taken out)."""
+
+    price: int  # micro-USD per whole token
+    price_version: int
+    allocation: dict[str, int]  # bps per bucket
+    allocation_version: int
+    buckets: dict[str, int]  # micro-USD per bucket, every configured bucket
+    assets: dict[str, dict[str, int]]  # on-chain asset -> bucket -> base units
+    supply: int
+    head: JournalPoint
+
+
+def treasury_state(session: Session, runtime: Runtime) -> TreasuryState:
     s = runtime.settings
     rows = session.exec(select(AccountBalance).where(AccountBalance.account.like("bucket:%"))).all()
     buckets: dict[str, dict[str, int]] = {}
     for r in rows:
         buckets.setdefault(r.asset, {})[r.account.removeprefix("bucket:")] = r.balance
-    usd = {b: buckets.get(USD, {}).get(b, 0) for b in s.buckets}
-    supply = -journal.balance(session, f"issuance:{s.token_symbol}", s.token_symbol)
     pv, av = price_version(session), allocation_version(session)
     h = journal.head(session)
-    return {"price": int(json.loads(pv.value)), "price_version": pv.id, "allocation": json.loads(av.value),
-            "allocation_version": av.id, "buckets": usd,
-            "assets": {a: v for a, v in buckets.items() if a != USD}, "supply": str(supply),
-            "ledger_seq": h.seq, "ledger_head": {"seq": h.seq, "hash": h.hash}}
+    return TreasuryState(
+        price=int(json.loads(pv.value)), price_version=pv.id or 0, allocation=json.loads(av.value),
+        allocation_version=av.id or 0, buckets={b: buckets.get(USD, {}).get(b, 0) for b in s.buckets},
+        assets={a: v for a, v in buckets.items() if a != USD},
+        supply=-journal.balance(session, f"issuance:{s.token_symbol}", s.token_symbol),
+        head=JournalPoint(h.seq, h.hash))
 
 
 def ledger_page(session: Session, *, after: int, limit: int) -> list[tuple[JournalEntry, list[JournalPosting]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -43,7 +42,7 @@ def execution_read(session: Session, ex: Execution) -> ExecutionRead:
     return execution_reads(session, [ex])[0]
 
 
-def execution_sections(session: Session, proposals: Sequence[Proposal]) -> dict[str, dict[str, Any]]:
+def execution_sections(session: Session, proposals: Sequence[Proposal]) -> dict[str, ExecutionView]:
     ids = [p.id for p in proposals]
     if not ids:
         return {}
@@ -51,8 +50,8 @@ def execution_sections(session: Session, proposals: Sequence[Proposal]) -> dict[
     ex = Execution.__table__
     rows = list(session.execute(select(ex).where(ex.c.proposal_id.in_(ids))))
     attempts = attempts_of(session, [r.id for r in rows])
-    return {r.proposal_id: {"execution": ExecutionView(
+    return {r.proposal_id: ExecutionView(
         id=r.id, status=r.status, tx_hash=r.tx_hash, reference=r.reference,
         parameter_version=r.parameter_version, journal_seq=r.journal_seq, completed_at=r.completed_at,
         attempts=[AttemptView(at=a.at, ok=a.ok, reason=a.reason) for a in attempts[r.id]],
-    )} for r in rows}
+    ) for r in rows}

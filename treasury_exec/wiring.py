@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from sqlmodel import Session
 
 from governance.ports import CancelGuard, JournalReader, TokenLedger
-from governance.runtime import ViewProvider
+from governance.runtime import ExecutionViews
 from governance.settings import Settings, SettingsError
 from treasury_exec import ledger, service
 from treasury_exec.chain import ChainAsset, ChainClient, load_treasury_account, parse_assets
@@ -87,7 +87,7 @@ class TreasuryParts:
     journal: JournalReader
     treasury: TreasuryReaderPort
     cancel_guard: CancelGuard
-    proposal_view: ViewProvider
+    execution_views: ExecutionViews
     chain_assets: dict[str, ChainAsset]
     chain_client: ChainClient | None
     treasury_account: LocalAccount | None
@@ -98,7 +98,7 @@ def build(settings: Settings) -> TreasuryParts:
     assets, account = check_settings(settings)
     return TreasuryParts(
         token_ledger=ledger, journal=JournalReaderPort(), treasury=TreasuryReaderPort(assets),
-        cancel_guard=cancel_guard, proposal_view=execution_sections, chain_assets=assets,
+        cancel_guard=cancel_guard, execution_views=execution_sections, chain_assets=assets,
         # the client connects on its first call: building it here reaches nothing
         chain_client=ChainClient(settings.rpc_url) if settings.rpc_url else None, treasury_account=account,
     )

@@ -28,7 +28,7 @@ def test_every_dependency_is_a_required_typed_field() -> None:
     """A runtime cannot be made without, say, the cancel guard: no field the domains rely on has a
     default to fall back to (a missing guard would let a transfer in flight be canceled)."""
     fields = {f.name: f for f in dataclasses.fields(Runtime)}
-    for name in ("token_ledger", "journal", "treasury", "cancel_guard", "power", "proposal_views",
+    for name in ("token_ledger", "journal", "treasury", "cancel_guard", "power", "tally_views", "execution_views",
                  "recorded_heads", "chain_assets", "chain_client", "treasury_account", "view_cache"):
         f = fields[name]
         assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, name
@@ -39,18 +39,17 @@ def test_every_dependency_is_a_required_typed_field() -> None:
 
 
 def test_the_runtime_is_complete_when_bootstrap_returns(runtime) -> None:
-    assert len(runtime.proposal_views) == 2 and len(runtime.recorded_heads) == 2
+    assert len(runtime.recorded_heads) == 2
     assert runtime.vote_writer.runtime is runtime and runtime.view_cache is runtime.vote_writer.views
 
 
-def test_concurrent_first_reads_render_each_section_once(client, runtime, operator_key) -> None:
+def test_concurrent_first_reads_render_the_same_view(client, runtime, operator_key) -> None:
     """Wiring on first use let four concurrent first calls register eight view providers; now the
-    providers are fixed at start and concurrent renders agree."""
+    sections are fixed at start and concurrent first renders agree."""
     gov = Gov(client, runtime, operator_key)
     a = Wallet.evm()
     gov.buy(a, 10)
     pid = gov.proposal(a, "PriceChange", price=110_000)
-    providers = runtime.proposal_views
 
     def read(_: int):
         with session_scope(runtime.engine, write=False) as s:
@@ -58,6 +57,5 @@ def test_concurrent_first_reads_render_each_section_once(client, runtime, operat
 
     with ThreadPoolExecutor(8) as pool:
         views = list(pool.map(read, range(16)))
-    assert runtime.proposal_views is providers
     assert all(v == views[0] for v in views)
     assert views[0].tally is not None
