@@ -88,7 +88,6 @@ def execution_window(tallied_at: int, timelock: int, grace_period: int) -> tuple
 
 def cancel_allowed(stored: str, starts_at: int, now: int, *, by_guardian: bool) -> bool:
     """The proposer may cancel while pending; a guardian in any state before executed."""
-    state = effective_state(stored, starts_at, now)
     if by_guardian:
-        return State(stored) in (State.PENDING, State.SUCCEEDED, State.QUEUED)
-    return state is State.PENDING
+        return can_transition(stored, State.CANCELED)
+    return effective_state(stored, starts_at, now) is State.PENDING
