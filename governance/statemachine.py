@@ -98,7 +98,7 @@ class StateMachine(Generic[S]):
 def _guard(conn, statement, multiparams, params, execution_options) -> None:  # noqa: ANN001
     if not isinstance(statement, (Update, Insert)):
         return
-    machine = _machines.get(statement.table.name)  # type: ignore[union-attr]
+    machine = _machines.get(getattr(statement.table, "name", None))  # type: ignore[arg-type]
     if machine is None or _moving.get() == machine.table.name:
         return
     column = machine.column

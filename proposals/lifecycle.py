@@ -1,6 +1,7 @@
 """The proposal lifecycle as a pure state machine (no I/O).
 
-Stored states are the ones a transition writes: ``pending`` (accepted, not yet tallied),
+Stored states are the ones a transition writes (``proposals.transitions.transition``, the one
+writer, checks ``TRANSITIONS``): ``pending`` (accepted, not yet tallied),
 ``succeeded``, ``defeated``, ``queued``, ``executed``, ``expired``, ``canceled``. ``active``
 is never stored: a ``pending`` proposal is *active* from ``starts_at`` on, by the clock.
 Between ``ends_at`` and the scheduler's tally it stays ``active`` with voting closed.
