@@ -62,8 +62,6 @@ class StateMachine(Generic[S]):
     """The transition table of ``table.column`` and the one function that writes the column."""
 
     def __init__(self, table: Table, column: str, transitions: Mapping[S, frozenset[S]], initial: S):
-        if table.name in _machines:
-            raise RuntimeError(f"{table.name}.{_machines[table.name].column} already has a state machine")
         self.table, self.column, self.transitions, self.initial = table, column, transitions, initial
         self._states = type(initial)
         (self._pk,) = table.primary_key.columns
@@ -95,7 +93,7 @@ class StateMachine(Generic[S]):
 
 
 @event.listens_for(Engine, "before_execute")
-def _guard(conn, statement, multiparams, params, execution_options) -> None:  # noqa: ANN001
+def _guard(conn, statement, multiparams, params, execution_options) -> None:
     if not isinstance(statement, (Update, Insert)):
         return
     machine = _machines.get(getattr(statement.table, "name", None))  # type: ignore[arg-type]
@@ -104,10 +102,9 @@ def _guard(conn, statement, multiparams, params, execution_options) -> None:  # 
     column = machine.column
     written = [getattr(v, "value", v) for k, v in (statement._values or {}).items() if getattr(k, "key", k) == column]
     written += [p[column] for p in (*multiparams, params or {}) if isinstance(p, Mapping) and column in p]
-    if isinstance(statement, Update):
-        refused = bool(written)
-    else:  # a row is born in the initial state
-        refused = any(v != machine.initial.value for v in written)
+    # an update may not set it at all; a row is born in the initial state
+    born = isinstance(statement, Insert)
+    refused = any(v != machine.initial.value for v in written) if born else bool(written)
     if refused:
         raise StateWriteRefused(f"{machine.table.name}.{column} is written only by its transition function "
                                 f"(a {type(statement).__name__.upper()} set it to {written!r})")

@@ -120,7 +120,8 @@ def lock_execution(session: Session, ex_id: int) -> Execution | None:
                         .execution_options(populate_existing=True)).first()
 
 
-def _lock_if(session: Session, ex_id: int, status: ExecutionStatus, now: int) -> tuple[Execution, Proposal | None] | None:
+def _lock_if(session: Session, ex_id: int, status: ExecutionStatus,
+             now: int) -> tuple[Execution, Proposal | None] | None:
     """Lock the proposal, then the execution if it is still in ``status`` and its back-off has
     passed; None if another runner moved it first (or it is not due). Every lock is taken in the
     same order (proposal, execution, journal head, chain nonce): a cancel, an expiry and a

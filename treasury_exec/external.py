@@ -29,12 +29,12 @@ from proposals.models import Proposal
 from proposals.transitions import lock
 from treasury_exec import reservations
 from treasury_exec.executions import (
-    move_status,
     chain_assets,
     chain_client,
     execute,
     fail_attempt,
     lock_execution,
+    move_status,
     not_runnable,
 )
 from treasury_exec.models import Execution

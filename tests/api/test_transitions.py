@@ -187,7 +187,7 @@ def test_a_cancel_through_the_service_records_one_transition(gov, runtime, holde
 ])
 def test_a_proposal_state_written_outside_transition_is_refused(gov, runtime, holder, write) -> None:
     pid = gov.proposal(holder, "PriceChange", price=120_000)
-    with pytest.raises(StateWriteRefused, match="proposal.state"), session_scope(runtime.engine) as s:
+    with pytest.raises(StateWriteRefused, match=r"proposal\.state"), session_scope(runtime.engine) as s:
         write(s, pid)
         s.flush()
     assert stored(runtime, pid).state == "pending"
@@ -200,9 +200,9 @@ def test_an_execution_status_written_outside_its_transitions_is_refused(gov, run
     pid = executed_price_change(gov, holder)
     with Session(runtime.engine) as s:
         ex_id = s.exec(select(Execution.id).where(Execution.proposal_id == pid)).one()
-    with pytest.raises(StateWriteRefused, match="execution.status"), session_scope(runtime.engine) as s:
+    with pytest.raises(StateWriteRefused, match=r"execution\.status"), session_scope(runtime.engine) as s:
         s.execute(update(Execution).where(Execution.id == ex_id).values(status="ready"))
-    with pytest.raises(StateWriteRefused, match="execution.status"), session_scope(runtime.engine) as s:
+    with pytest.raises(StateWriteRefused, match=r"execution\.status"), session_scope(runtime.engine) as s:
         s.get(Execution, ex_id).status = ExecutionStatus.READY
     # a done execution cannot be failed by the path that ends attempts either
     with pytest.raises(IllegalTransition, match="done -> ready"), session_scope(runtime.engine) as s:

@@ -20,7 +20,7 @@ def test_every_status_is_in_the_readme_executions_table() -> None:
 
 
 def test_terminal_statuses_lead_nowhere_and_every_other_reaches_one() -> None:
-    assert TERMINAL == {"done", "expired", "canceled", "failed"}
+    assert {"done", "expired", "canceled", "failed"} == TERMINAL
     assert set(TRANSITIONS) == set(ExecutionStatus)
     for start in set(ExecutionStatus) - TERMINAL:
         seen, todo = set(), [start]
@@ -32,5 +32,5 @@ def test_terminal_statuses_lead_nowhere_and_every_other_reaches_one() -> None:
 
 
 def test_a_transfer_in_flight_can_only_land_fail_or_come_back() -> None:
-    assert IN_FLIGHT == {ExecutionStatus.SIGNED}
+    assert {ExecutionStatus.SIGNED} == IN_FLIGHT
     assert TRANSITIONS[ExecutionStatus.SIGNED] == {"ready", "done", "failed"}  # never expired or canceled
