@@ -195,7 +195,7 @@ def execute(session: Session, runtime: Runtime, ex: Execution, proposal: Proposa
     with session.begin_nested():
         apply(session, runtime, ex, proposal, now, credit_account=credit_account)
     move_status(session, ex, S.DONE, now, completed_at=now, attempts=ex.attempts + 1, lease_owner=None,
-          lease_expires_at=None)
+                lease_expires_at=None)
     _record_attempt(session, ex, now, ok=True, actor=actor, tx_hash=tx_hash)
     transition(session, proposal, State.EXECUTED, at=now, actor=actor, executed_at=now,
                detail=f"execution {ex.id}" + (f", tx {ex.tx_hash}" if ex.tx_hash else ""))
@@ -208,8 +208,9 @@ def fail_attempt(session: Session, runtime: Runtime, ex: Execution, now: int, ac
     make it ready again, after ``retry_interval`` (``back_off``) or at once."""
     reservations.release(session, runtime, ex, now)
     move_status(session, ex, S.READY, now, attempts=ex.attempts + 1, last_error=reason,
-          next_attempt_at=now + runtime.settings.retry_interval if back_off else None,
-          lease_owner=None, lease_expires_at=None, claimed_block=None, tx_hash=None, signed_tx=None, nonce=None)
+                next_attempt_at=now + runtime.settings.retry_interval if back_off else None,
+                lease_owner=None, lease_expires_at=None, claimed_block=None, tx_hash=None, signed_tx=None,
+                nonce=None)
     _record_attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=tx_hash)
 
 

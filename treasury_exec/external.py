@@ -94,7 +94,7 @@ def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: 
     if claimed_block is None and ex.asset in chain_assets(runtime):
         claimed_block = chain_client(runtime).head_block()
     move_status(session, ex, S.CLAIMED, now, lease_owner=executor, claimed_block=claimed_block,
-          lease_expires_at=min(now + runtime.settings.execution_lease_seconds, proposal.deadline or 0))
+                lease_expires_at=min(now + runtime.settings.execution_lease_seconds, proposal.deadline or 0))
     session.flush()
     return ex
 
