@@ -1,6 +1,7 @@
 """The proposal lifecycle as a pure state machine (no I/O).
 
-Stored states are the ones a transition writes: ``pending`` (accepted, not yet tallied),
+Stored states are the ones a transition writes (``proposals.transitions.transition``, the one
+writer, checks ``TRANSITIONS``): ``pending`` (accepted, not yet tallied),
 ``succeeded``, ``defeated``, ``queued``, ``executed``, ``expired``, ``canceled``. ``active``
 is never stored: a ``pending`` proposal is *active* from ``starts_at`` on, by the clock.
 Between ``ends_at`` and the scheduler's tally it stays ``active`` with voting closed.
@@ -88,7 +89,6 @@ def execution_window(tallied_at: int, timelock: int, grace_period: int) -> tuple
 
 def cancel_allowed(stored: str, starts_at: int, now: int, *, by_guardian: bool) -> bool:
     """The proposer may cancel while pending; a guardian in any state before executed."""
-    state = effective_state(stored, starts_at, now)
     if by_guardian:
-        return State(stored) in (State.PENDING, State.SUCCEEDED, State.QUEUED)
-    return state is State.PENDING
+        return can_transition(stored, State.CANCELED)
+    return effective_state(stored, starts_at, now) is State.PENDING

@@ -10,7 +10,7 @@ from governance.types import Timestamp, Uint256
 
 class Proposal(SQLModel, table=True):
     """One accepted proposal. Everything a tally or an auditor needs is frozen on it at
-    acceptance; only the lifecycle columns change afterwards, by conditional updates."""
+    acceptance; only the lifecycle columns change afterwards, by ``proposals.transitions``."""
 
     __tablename__ = "proposal"
     __table_args__ = (
@@ -53,7 +53,7 @@ class Proposal(SQLModel, table=True):
     journal_seq: int | None = Field(default=None, sa_type=BigInteger)
     journal_hash: str | None = Field(default=None, max_length=64)
 
-    # lifecycle (see proposals.lifecycle); stored states only
+    # lifecycle (see proposals.lifecycle); stored states only, written by proposals.transitions
     state: str = Field(default="pending", max_length=16)
     tallied_at: int | None = Field(default=None, sa_type=Timestamp)
     eta: int | None = Field(default=None, sa_type=Timestamp)
@@ -77,7 +77,9 @@ class ProposalEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     proposal_id: str = Field(max_length=66)
-    event: str = Field(max_length=32)  # created, canceled, queued, defeated, executed, expired, attempt_failed
+    # created; a transition's new state (queued, defeated, executed, expired, canceled); and what
+    # an execution attempt did: attempt_failed, transfer_signed
+    event: str = Field(max_length=32)
     at: int = Field(sa_type=Timestamp)
     actor: str = Field(max_length=128)  # an address, key:<id>, or scheduler:<host>:<pid>
     detail: str = Field(default="", sa_type=Text)

@@ -27,7 +27,8 @@ from governance.typed_data import canonical_text
 from governance.types import parse_uint
 from proposals import validation
 from proposals.lifecycle import State, cancel_allowed, effective_state, timing
-from proposals.models import Proposal, ProposalEvent
+from proposals.models import Proposal
+from proposals.transitions import record_event, transition
 
 _PROPOSAL_ID = re.compile(r"0x[0-9a-f]{64}")
 
@@ -103,11 +104,6 @@ def recorded_heads(session: Session, batch: int = 1000) -> Iterator[RecordedHead
         if len(rows) < batch:
             return
         after = rows[-1][0]
-
-
-def record_event(session: Session, proposal_id: str, event: str, at: int, actor: str, detail: str = "") -> None:
-    """Append to the proposal's history, in the caller's transaction."""
-    session.add(ProposalEvent(proposal_id=proposal_id, event=event, at=at, actor=actor, detail=detail))
 
 
 def process_actor() -> str:
@@ -237,12 +233,6 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
         raise Conflict(f"the proposal is {state}; it can no longer be canceled by "
                        f"{'a guardian' if guardian else 'its proposer'}",
                        code="wrong_state", extra={"state": state})
-    proposal.state = State.CANCELED.value
-    proposal.canceled_at = now
-    proposal.canceled_by = by
-    proposal.cancel_record = record
-    proposal.updated_at = now
-    session.add(proposal)
-    record_event(session, proposal.id, "canceled", now, by)
-    session.flush()
+    transition(session, proposal, State.CANCELED, at=now, actor=by, canceled_at=now, canceled_by=by,
+               cancel_record=record)
     return proposal

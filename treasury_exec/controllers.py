@@ -166,7 +166,7 @@ class ExecutionController(Controller):
           responses=errors(400, 401, 403, 404, 409, 503))
     def claim(self, request: Request, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
               runtime: AppRuntime) -> ExecutionRead:
-        ex = external.claim(db, runtime, execution_id, _executor(request, db))
+        ex = external.lease_to_executor(db, runtime, execution_id, _executor(request, db))
         return execution_read(db, ex)
 
     @post("/{execution_id:str}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,

@@ -1,27 +1,30 @@
 """Executing queued proposals against the treasury, exactly once, each to a visible end.
 
-Every execution is one row per proposal (unique), moved by conditional UPDATEs so that two
-schedulers and any number of external executors cannot both apply it:
+Every execution is one row per proposal (unique). Its status (``treasury_exec.status``) moves
+only along its transition table, one function per move, each through :func:`move_status`: a
+conditional UPDATE from the status the path read (``governance.statemachine``; a hand-written
+status change is refused). A path first locks the proposal, then the execution if it is still
+in the status the path starts from (:func:`_lock_if`), so two schedulers and any number of
+external executors cannot both apply it:
 
-- ``parameters`` (PriceChange, AllocationChange) and ``internal`` spends run in one
-  transaction: claim the row, apply the effect, mark it done and the proposal executed. The
-  effect and the marks commit together or not at all.
-- ``chain`` spends are signed and stored before they are broadcast (see ``chain.py``), and
-  the amount is reserved in the same transaction (see ``reservations.py``): a bucket never
-  has more signed against it than it holds. The stored transaction is re-broadcast until its
-  receipt arrives; a mined, confirmed transfer is journaled from the reservation and marks
-  the proposal executed. A reverted one, or one whose nonce another transaction took (it can
-  never land), releases the reservation and counts as a failed attempt. Nothing else ever
-  signs a second transfer for the same execution while the first may still land.
-- ``external`` executions wait for an executor key (``external.py``): claim (a lease, and a
-  reservation), then complete (a transaction hash checked on chain, or a reference) or fail.
+- ``parameters`` (PriceChange, AllocationChange) and ``internal`` spends run in one unit of
+  work (:func:`run_internal`): apply the effect, mark it done and the proposal executed
+  (:func:`execute`). The effect and the marks commit together or not at all.
+- ``chain`` spends are signed and stored before they are broadcast (:func:`sign_chain`, see
+  ``chain.py``), and the amount is reserved in the same unit of work (see ``reservations.py``):
+  a bucket never has more signed against it than it holds. The stored transaction is
+  re-broadcast until its receipt arrives (:func:`settle_chain`); a mined, confirmed transfer is
+  journaled from the reservation and marks the proposal executed. A reverted one, or one whose
+  nonce another transaction took (it can never land), releases the reservation and counts as a
+  failed attempt. Nothing else ever signs a second transfer for the same execution while the
+  first may still land.
+- ``external`` executions wait for an executor key (``external.py``): leased (and reserved),
+  then completed (a transaction hash checked on chain, or a reference) or failed.
 
-Statuses (``STATUSES``): ``ready`` (due, or waiting ``next_attempt_at`` after a failed
-attempt), ``claimed`` and ``signed`` (amount reserved); terminal: ``done``, ``expired``
-(not done by the proposal's ``eta + grace``), ``canceled`` (the proposal was canceled) and
-``failed`` (a transfer landed but could not be journaled; the operator reconciles it).
-``running``, ``signing`` and ``settling`` live only inside one transaction. A failed attempt
-is recorded with its reason and retried after ``retry_interval`` until the deadline.
+A failed attempt (:func:`fail_attempt`) is recorded with its reason and retried after
+``retry_interval`` until the deadline, when the execution expires with its proposal. The
+functions here work in the caller's unit of work and never commit or roll back: the scheduler
+(``jobs.py``) opens one per item, a request handler one per request.
 """
 
 from __future__ import annotations
@@ -36,21 +39,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from governance.errors import BadRequest, Conflict, GovernanceError, Unprocessable
+from governance.errors import BadRequest, GovernanceError, Unprocessable
 from governance.runtime import Runtime
+from governance.statemachine import StateMachine
 from proposals.lifecycle import State
 from proposals.models import Proposal
-from proposals.service import process_actor, record_event
+from proposals.service import process_actor
+from proposals.transitions import lock, record_event, transition
 from treasury_exec import journal, reservations, service
 from treasury_exec.chain import ChainAsset, ChainClient, SignedTransfer, sender_of
 from treasury_exec.journal import Posting
 from treasury_exec.models import ChainNonce, Execution, ExecutionAttempt
+from treasury_exec.status import IN_FLIGHT, TERMINAL, TRANSITIONS, ExecutionStatus
 
 log = logging.getLogger("treasury_exec.executions")
 
-IN_FLIGHT = ("signed",)  # a transfer that may still land: the proposal can neither expire nor be canceled
-TERMINAL = ("done", "expired", "canceled", "failed")
-STATUSES = ("ready", "claimed", "signed", *TERMINAL)  # every status a committed execution can have
+S = ExecutionStatus
+EXECUTION_STATUS = StateMachine(Execution.__table__, "status", TRANSITIONS, initial=S.READY)  # type: ignore[attr-defined]
 
 
 def chain_assets(runtime: Runtime) -> dict[str, ChainAsset]:
@@ -99,57 +104,61 @@ def create_due(session: Session, runtime: Runtime, now: int) -> int:
     return made
 
 
-def lock_proposal(session: Session, proposal_id: str) -> Proposal | None:
-    """The proposal, locked for this transaction. Every path that moves an execution takes its
-    proposal's lock first (cancellation does too): so a cancel, an expiry and a signing or
-    settlement of the same proposal happen one after the other, always in the same order
-    (proposal, execution, journal head, chain nonce), never deadlocking."""
-    return session.exec(select(Proposal).where(Proposal.id == proposal_id).with_for_update()
+def due(session: Session, status: ExecutionStatus, modes: tuple[str, ...], limit: int = 200) -> list[int]:
+    """Executions in ``status`` run by the service in one of ``modes``, oldest first."""
+    return list(session.exec(select(Execution.id).where(Execution.status == status, Execution.mode.in_(modes))
+                             .order_by(Execution.id).limit(limit)))
+
+
+# --- taking an execution, and the one place its status changes ---------------------------------
+
+def lock_execution(session: Session, ex_id: int) -> Execution | None:
+    """The execution, locked for this unit of work and read afresh (after its proposal's lock)."""
+    return session.exec(select(Execution).where(Execution.id == ex_id).with_for_update()
                         .execution_options(populate_existing=True)).first()
 
 
-def _attempt(session: Session, ex: Execution, now: int, *, ok: bool, actor: str, reason: str | None = None,
-             tx_hash: str | None = None) -> None:
+def _lock_if(session: Session, ex_id: int, status: ExecutionStatus,
+             now: int) -> tuple[Execution, Proposal | None] | None:
+    """Lock the proposal, then the execution if it is still in ``status`` and its back-off has
+    passed; None if another runner moved it first (or it is not due). Every lock is taken in the
+    same order (proposal, execution, journal head, chain nonce): a cancel, an expiry and a
+    signing or settlement of the same proposal happen one after the other, never deadlocking.
+    The caller checks what the (locked) proposal allows."""
+    ex = session.get(Execution, ex_id)
+    if ex is None:
+        return None
+    proposal = lock(session, ex.proposal_id)
+    ex = session.exec(select(Execution).where(Execution.id == ex_id, Execution.status == status)
+                      .where(or_(Execution.next_attempt_at.is_(None), Execution.next_attempt_at <= now))
+                      .with_for_update().execution_options(populate_existing=True)).first()
+    return (ex, proposal) if ex is not None else None
+
+
+def move_status(session: Session, ex: Execution, to: ExecutionStatus, now: int, **values: Any) -> None:
+    """Move a locked execution to ``to`` (the transition table decides if it may), with ``values``."""
+    EXECUTION_STATUS.move(session, ex, to, updated_at=now, **values)
+
+
+def not_runnable(ex: Execution, proposal: Proposal | None, now: int) -> str | None:
+    """Why an execution cannot run now, from its locked proposal: ``gone``, ``expired`` (past the
+    proposal's ``eta + grace``) or ``wrong_state`` (the proposal is not queued); None if it can."""
+    if proposal is None:
+        return "gone"
+    if ex.status == S.EXPIRED or proposal.state == State.EXPIRED.value or \
+            (proposal.state == State.QUEUED.value and now >= (proposal.deadline or 0)):
+        return "expired"
+    if proposal.state != State.QUEUED.value:
+        return "wrong_state"
+    return None
+
+
+def _record_attempt(session: Session, ex: Execution, now: int, *, ok: bool, actor: str, reason: str | None = None,
+                    tx_hash: str | None = None) -> None:
     assert ex.id is not None
     session.add(ExecutionAttempt(execution_id=ex.id, at=now, ok=ok, actor=actor, reason=reason, tx_hash=tx_hash))
     if not ok:
         record_event(session, ex.proposal_id, "attempt_failed", now, actor, reason or "")
-
-
-def _claim(session: Session, ex_id: int, from_status: str, to_status: str, now: int, **values: Any) -> bool:
-    """Move an execution between states if and only if it is still in ``from_status``: the
-    one place every runner, scheduler or executor, takes an execution."""
-    return session.execute(
-        update(Execution).where(Execution.id == ex_id, Execution.status == from_status)
-        .where(or_(Execution.next_attempt_at.is_(None), Execution.next_attempt_at <= now))
-        .values(status=to_status, updated_at=now, **values)
-    ).rowcount == 1
-
-
-def _take(session: Session, ex_id: int, from_status: str, to_status: str,
-          now: int) -> tuple[Execution, Proposal] | None:
-    """Lock the proposal, then move its execution from ``from_status`` to ``to_status``; None
-    if another runner has it. The caller checks what the (locked) proposal allows."""
-    ex = session.get(Execution, ex_id)
-    if ex is None:
-        return None
-    proposal = lock_proposal(session, ex.proposal_id)
-    if not _claim(session, ex_id, from_status, to_status, now):
-        return None
-    ex = session.get(Execution, ex_id, populate_existing=True)
-    return ex, proposal
-
-
-def _mark_executed(session: Session, ex: Execution, now: int, actor: str) -> None:
-    moved = session.execute(
-        update(Proposal).where(Proposal.id == ex.proposal_id, Proposal.state == State.QUEUED.value)
-        .values(state=State.EXECUTED.value, executed_at=now, updated_at=now)
-    ).rowcount
-    if moved != 1:
-        # the effect must not commit without the transition: roll the whole unit back
-        raise Conflict(f"proposal {ex.proposal_id} is no longer queued", code="wrong_state")
-    record_event(session, ex.proposal_id, "executed", now, actor,
-                 f"execution {ex.id}" + (f", tx {ex.tx_hash}" if ex.tx_hash else ""))
 
 
 def apply(session: Session, runtime: Runtime, ex: Execution, proposal: Proposal, now: int,
@@ -175,64 +184,67 @@ def apply(session: Session, runtime: Runtime, ex: Execution, proposal: Proposal,
         ex.journal_seq = entry.seq
 
 
-def finish(session: Session, ex: Execution, now: int, actor: str, tx_hash: str | None = None) -> None:
-    """Mark an applied execution done and its proposal executed (same transaction)."""
-    ex.status, ex.completed_at, ex.attempts, ex.updated_at = "done", now, ex.attempts + 1, now
-    ex.lease_owner = ex.lease_expires_at = None
-    session.add(ex)
-    _attempt(session, ex, now, ok=True, actor=actor, tx_hash=tx_hash)
-    _mark_executed(session, ex, now, actor)
+def execute(session: Session, runtime: Runtime, ex: Execution, proposal: Proposal, now: int, actor: str, *,
+            credit_account: str, tx_hash: str | None = None) -> None:
+    """Apply the effect of a locked execution and mark it: the execution ``done`` with its
+    successful attempt, the proposal ``executed``. The effect is applied in a savepoint: when
+    the treasury refuses it (a :class:`~governance.errors.GovernanceError`, raised) nothing of it
+    remains, and the caller decides what the refusal means."""
+    with session.begin_nested():
+        apply(session, runtime, ex, proposal, now, credit_account=credit_account)
+    move_status(session, ex, S.DONE, now, completed_at=now, attempts=ex.attempts + 1, lease_owner=None,
+                lease_expires_at=None)
+    _record_attempt(session, ex, now, ok=True, actor=actor, tx_hash=tx_hash)
+    transition(session, proposal, State.EXECUTED, at=now, actor=actor, executed_at=now,
+               detail=f"execution {ex.id}" + (f", tx {ex.tx_hash}" if ex.tx_hash else ""))
     session.flush()
 
 
-def fail_attempt(session: Session, runtime: Runtime, ex: Execution, now: int, actor: str, reason: str,
-                 tx_hash: str | None = None) -> None:
-    """End the current attempt of an execution this transaction holds: release what it
-    reserved, record why, and make it ready again after ``retry_interval``."""
+def fail_attempt(session: Session, runtime: Runtime, ex: Execution, now: int, actor: str, reason: str, *,
+                 tx_hash: str | None = None, back_off: bool = True) -> None:
+    """End the current attempt of a locked execution: release what it reserved, record why, and
+    make it ready again, after ``retry_interval`` (``back_off``) or at once."""
     reservations.release(session, runtime, ex, now)
-    ex.status, ex.attempts, ex.last_error = "ready", ex.attempts + 1, reason
-    ex.next_attempt_at = now + runtime.settings.retry_interval
-    ex.lease_owner = ex.lease_expires_at = ex.claimed_block = None
-    ex.tx_hash = ex.signed_tx = None
-    ex.nonce = None
-    ex.updated_at = now
-    session.add(ex)
-    _attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=tx_hash)
+    move_status(session, ex, S.READY, now, attempts=ex.attempts + 1, last_error=reason,
+                next_attempt_at=now + runtime.settings.retry_interval if back_off else None,
+                lease_owner=None, lease_expires_at=None, claimed_block=None, tx_hash=None, signed_tx=None,
+                nonce=None)
+    _record_attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=tx_hash)
 
+
+def _end(session: Session, runtime: Runtime, ex: Execution, to: ExecutionStatus, now: int) -> None:
+    """Take a locked, non-terminal execution to ``expired`` or ``canceled``, releasing its reservation."""
+    reservations.release(session, runtime, ex, now)
+    move_status(session, ex, to, now, lease_owner=None, lease_expires_at=None)
+
+
+# --- the scheduler's steps, one execution (or proposal) each ----------------------------------
 
 def run_internal(session: Session, runtime: Runtime, ex_id: int, now: int) -> bool:
-    """Execute a ``parameters`` or ``internal`` execution; True if it is now done."""
-    actor = process_actor()
-    taken = _take(session, ex_id, "ready", "running", now)
-    if taken is None:
-        session.rollback()
-        return False
+    """Execute a ready ``parameters`` or ``internal`` execution; True if it is now done."""
+    taken = _lock_if(session, ex_id, S.READY, now)
+    if taken is None or not_runnable(*taken, now):
+        return False  # another runner has it, or expiry or cancellation handles it
     ex, proposal = taken
-    if proposal is None or proposal.state != State.QUEUED.value or now >= (proposal.deadline or 0):
-        session.rollback()  # expiry or cancellation handles it
-        return False
+    assert proposal is not None
+    actor = process_actor()
     try:
-        with session.begin_nested():
-            apply(session, runtime, ex, proposal, now, credit_account=f"payable:{ex.recipient}")
+        execute(session, runtime, ex, proposal, now, actor, credit_account=f"payable:{ex.recipient}")
     except Unprocessable as exc:  # not enough in the bucket: never a partial payment
         fail_attempt(session, runtime, ex, now, actor, f"{exc.code}: {exc.detail}")
         return False
-    finish(session, ex, now, actor)
     return True
 
 
 def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> SignedTransfer | None:
-    """Claim a ``chain`` execution, reserve its amount and store its signed transfer (not yet
-    broadcast). A bucket that cannot pay is a failed attempt, and nothing is signed."""
+    """Reserve the amount of a ready ``chain`` execution and store its signed transfer (not yet
+    broadcast): ``ready`` → ``signed``. A bucket that cannot pay is a failed attempt, and nothing
+    is signed."""
+    taken = _lock_if(session, ex_id, S.READY, now)
+    if taken is None or not_runnable(*taken, now):
+        return None
+    ex, _ = taken
     actor = process_actor()
-    taken = _take(session, ex_id, "ready", "signing", now)
-    if taken is None:
-        session.rollback()
-        return None
-    ex, proposal = taken
-    if proposal is None or proposal.state != State.QUEUED.value or now >= (proposal.deadline or 0):
-        session.rollback()
-        return None
     assert ex.amount is not None and ex.asset is not None
     available = reservations.bucket_available(session, ex.bucket, ex.asset)
     if available < ex.amount:  # the cheap refusal, before any RPC
@@ -259,9 +271,7 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
         return None  # the transaction signed above is dropped unsent; its nonce stays free
     nonce_row.next_nonce = nonce + 1
     session.add(nonce_row)
-    ex.status, ex.tx_hash, ex.signed_tx, ex.nonce, ex.updated_at = "signed", signed.tx_hash, signed.raw, nonce, now
-    ex.last_error = None
-    session.add(ex)
+    move_status(session, ex, S.SIGNED, now, tx_hash=signed.tx_hash, signed_tx=signed.raw, nonce=nonce, last_error=None)
     record_event(session, ex.proposal_id, "transfer_signed", now, actor, f"tx {signed.tx_hash}, nonce {nonce}")
     session.flush()
     return signed
@@ -273,7 +283,7 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     nonce was taken by another transaction, so it can never land): both release the
     reservation as a failed attempt. ``failed``: it landed but could not be journaled."""
     ex = session.get(Execution, ex_id)
-    if ex is None or ex.status != "signed" or not ex.signed_tx:
+    if ex is None or ex.status != S.SIGNED or not ex.signed_tx:
         return "skipped"
     client = chain_client(runtime)
     signed = SignedTransfer(tx_hash=ex.tx_hash, raw=ex.signed_tx, nonce=ex.nonce or 0)
@@ -299,9 +309,8 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     if receipt is not None and receipt.ok and receipt.confirmations < need:
         return "pending"
     actor = process_actor()
-    held = _take(session, ex_id, "signed", "settling", now)
+    held = _lock_if(session, ex_id, S.SIGNED, now)
     if held is None:
-        session.rollback()
         return "skipped"
     ex, proposal = held
     if receipt is None:
@@ -311,27 +320,31 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     if not receipt.ok:
         fail_attempt(session, runtime, ex, now, actor, "the transfer reverted on chain", tx_hash=signed.tx_hash)
         return "reverted"
-    # a landed transfer is journaled whatever happened meanwhile: the money moved
-    try:
-        with session.begin_nested():
-            apply(session, runtime, ex, proposal, now, credit_account=f"external:{ex.recipient}")
-            finish(session, ex, now, actor, tx_hash=signed.tx_hash)
-    except GovernanceError as exc:
-        # never retried in a loop: the transfer is final, the books need a person
+    # a landed transfer is journaled whatever happened meanwhile (the money moved), unless its
+    # proposal can no longer be executed: then, as when the journal refuses it, a person must
+    # reconcile it, and it is never retried in a loop
+    if proposal is None or proposal.state != State.QUEUED.value:
+        why = f"wrong_state: proposal {ex.proposal_id} is {proposal.state if proposal else 'gone'}, no longer queued"
+    else:
+        try:
+            with session.begin_nested():
+                execute(session, runtime, ex, proposal, now, actor, credit_account=f"external:{ex.recipient}",
+                        tx_hash=signed.tx_hash)
+            return "done"
+        except GovernanceError as exc:
+            why = f"{exc.code}: {exc.detail}"
         ex = session.get(Execution, ex_id, populate_existing=True)
-        reason = (f"transfer {signed.tx_hash} landed in block {receipt.block} but could not be journaled "
-                  f"({exc.code}: {exc.detail}); reconcile it by hand")
-        ex.status, ex.attempts, ex.last_error, ex.updated_at = "failed", ex.attempts + 1, reason, now
-        session.add(ex)
-        _attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=signed.tx_hash)
-        session.flush()
-        log.error("execution %s: %s", ex_id, reason)
-        return "failed"
-    return "done"
+    reason = f"transfer {signed.tx_hash} landed in block {receipt.block} but could not be journaled ({why}); " \
+             "reconcile it by hand"
+    move_status(session, ex, S.FAILED, now, attempts=ex.attempts + 1, last_error=reason)
+    _record_attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=signed.tx_hash)
+    session.flush()
+    log.error("execution %s: %s", ex_id, reason)
+    return "failed"
 
 
 def _note(session: Session, ex: Execution, why: str, now: int) -> None:
-    """Show why an execution is not moving, without changing its state."""
+    """Show why an execution is not moving, without changing its status."""
     if ex.last_error != why:
         session.execute(update(Execution).where(Execution.id == ex.id, Execution.status == ex.status)
                         .values(last_error=why, updated_at=now))
@@ -339,33 +352,25 @@ def _note(session: Session, ex: Execution, why: str, now: int) -> None:
 
 def record_failure(session: Session, runtime: Runtime, ex_id: int, now: int, exc: Exception) -> bool:
     """A scheduler step that raised is a failed attempt too, recorded with its reason and
-    retried after ``retry_interval`` until the deadline (never an invisible loop)."""
+    retried after ``retry_interval`` until the deadline (never an invisible loop). The caller
+    runs it in a unit of work of its own: the step's was rolled back."""
     if isinstance(exc, GovernanceError):
         reason = f"{exc.code}: {exc.detail}"
     elif isinstance(exc, ContractLogicError):
         reason = f"the transfer would revert on chain ({type(exc).__name__}: {str(exc)[:300]})"
     else:  # anything else may carry internals: the log has them
         reason = f"unexpected error ({type(exc).__name__}); see the scheduler log"
-    taken = _take(session, ex_id, "ready", "ready", now)
+    taken = _lock_if(session, ex_id, S.READY, now)
     if taken is None:
         return False
-    ex, _ = taken
-    fail_attempt(session, runtime, ex, now, process_actor(), reason)
+    fail_attempt(session, runtime, taken[0], now, process_actor(), reason)
     session.flush()
     return True
 
 
-def _end(session: Session, runtime: Runtime, ex: Execution, status: str, now: int) -> None:
-    """Take a non-terminal execution to ``expired`` or ``canceled``, releasing its reservation."""
-    reservations.release(session, runtime, ex, now)
-    ex.status, ex.updated_at = status, now
-    ex.lease_owner = ex.lease_expires_at = None
-    session.add(ex)
-
-
 def expirable(session: Session, now: int) -> list[str]:
     """Queued proposals past ``eta + grace`` whose spend is neither signed nor done."""
-    busy = select(Execution.proposal_id).where(Execution.status.in_((*IN_FLIGHT, "done")))
+    busy = select(Execution.proposal_id).where(Execution.status.in_((*IN_FLIGHT, S.DONE)))
     return list(session.exec(select(Proposal.id).where(Proposal.state == State.QUEUED.value, Proposal.deadline <= now)
                              .where(~Proposal.id.in_(busy)).limit(200)))
 
@@ -373,19 +378,17 @@ def expirable(session: Session, now: int) -> list[str]:
 def expire(session: Session, runtime: Runtime, proposal_id: str, now: int) -> bool:
     """Expire one proposal past its deadline, and its execution with it (releasing what it
     reserved), unless a signed transfer may still land or the spend is done. One proposal a
-    transaction: its locks are taken in the common order and held for one item only."""
-    proposal = lock_proposal(session, proposal_id)
+    unit of work: its locks are taken in the common order and held for one item only."""
+    proposal = lock(session, proposal_id)
     if proposal is None or proposal.state != State.QUEUED.value or now < (proposal.deadline or 0):
         return False
     ex = session.exec(select(Execution).where(Execution.proposal_id == proposal_id)
                       .with_for_update().execution_options(populate_existing=True)).first()
-    if ex is not None and ex.status in (*IN_FLIGHT, "done"):
+    if ex is not None and ex.status in (*IN_FLIGHT, S.DONE):
         return False  # signed since we looked: it may still land
-    proposal.state, proposal.expired_at, proposal.updated_at = State.EXPIRED.value, now, now
-    session.add(proposal)
     if ex is not None and ex.status not in TERMINAL:
-        _end(session, runtime, ex, "expired", now)
-    record_event(session, proposal_id, "expired", now, process_actor())
+        _end(session, runtime, ex, S.EXPIRED, now)
+    transition(session, proposal, State.EXPIRED, at=now, actor=process_actor(), expired_at=now)
     session.flush()
     return True
 
@@ -394,7 +397,7 @@ def stopped(session: Session) -> list[int]:
     """Executions still open whose proposal was canceled (or expired without them)."""
     return list(session.exec(
         select(Execution.id).join(Proposal, Proposal.id == Execution.proposal_id)
-        .where(Execution.status.in_(("ready", "claimed")),
+        .where(Execution.status.in_((S.READY, S.CLAIMED)),
                Proposal.state.in_((State.CANCELED.value, State.EXPIRED.value))).limit(200)))
 
 
@@ -403,13 +406,12 @@ def end_stopped(session: Session, runtime: Runtime, ex_id: int, now: int) -> boo
     ex = session.get(Execution, ex_id)
     if ex is None:
         return False
-    proposal = lock_proposal(session, ex.proposal_id)
-    ex = session.exec(select(Execution).where(Execution.id == ex_id).with_for_update()
-                      .execution_options(populate_existing=True)).first()
-    if proposal is None or ex is None or ex.status not in ("ready", "claimed") \
+    proposal = lock(session, ex.proposal_id)
+    ex = lock_execution(session, ex_id)
+    if proposal is None or ex is None or ex.status not in (S.READY, S.CLAIMED) \
             or proposal.state not in (State.CANCELED.value, State.EXPIRED.value):
         return False
-    _end(session, runtime, ex, "canceled" if proposal.state == State.CANCELED.value else "expired", now)
+    _end(session, runtime, ex, S.CANCELED if proposal.state == State.CANCELED.value else S.EXPIRED, now)
     session.flush()
     return True
 
@@ -419,9 +421,9 @@ def cancel_guard(session: Session, proposal_id: str) -> str | None:
     The caller holds the proposal's lock, which every path into those states takes first."""
     ex = session.exec(select(Execution).where(Execution.proposal_id == proposal_id)
                       .execution_options(populate_existing=True)).first()
-    if ex is not None and ex.status in (*IN_FLIGHT, "done", "failed"):
+    if ex is not None and ex.status in (*IN_FLIGHT, S.DONE, S.FAILED):
         return f"execution {ex.id} is {ex.status} (transaction {ex.tx_hash}); it can no longer be stopped"
-    if ex is not None and ex.status == "claimed":
+    if ex is not None and ex.status == S.CLAIMED:
         # an executor holds it, or held it (a lapsed lease keeps its reservation): it may have paid
         # already, and a canceled execution could never be completed; it must fail it first
         return (f"execution {ex.id} is claimed by an external executor, who may have paid; it can be canceled "
@@ -432,8 +434,8 @@ def cancel_guard(session: Session, proposal_id: str) -> str | None:
 def list_executions(session: Session, *, status: str | None, after: int, limit: int) -> list[Execution]:
     query = select(Execution).where(Execution.id > after).order_by(Execution.id).limit(limit)
     if status is not None:
-        if status not in STATUSES:
-            raise BadRequest(f"status is one of {', '.join(STATUSES)}", code="invalid_filter")
+        if status not in {s.value for s in ExecutionStatus}:
+            raise BadRequest(f"status is one of {', '.join(ExecutionStatus)}", code="invalid_filter")
         query = query.where(Execution.status == status)
     return list(session.exec(query))
 

@@ -1,17 +1,21 @@
 """External executors: claim a spend, pay it outside the service, report it.
 
-- **claim** leases the execution for ``execution_lease_seconds`` (never past the proposal's
-  deadline) and reserves its amount in the journal, so nothing drains the bucket between the
-  executor's payment and its report. For an on-chain asset the chain head is recorded: the
-  reported transaction must be mined after it. A lapsed lease may be claimed again, by anyone,
-  with the same reservation and the same starting block (the first executor may have paid).
-- **complete** records what was paid: a transaction hash, checked on chain (an allowed sender
-  of the asset paid exactly the amount to the recipient, after the claim, confirmed; one
-  transaction completes one execution), or a reference for off-chain assets.
-- **fail** gives the lease up: the reservation goes back to the bucket.
+- **lease_to_executor** (``POST …/claim``) leases the execution for ``execution_lease_seconds``
+  (never past the proposal's deadline) and reserves its amount in the journal, so nothing
+  drains the bucket between the executor's payment and its report. For an on-chain asset the
+  chain head is recorded: the reported transaction must be mined after it. A lapsed lease may
+  be claimed again, by anyone, with the same reservation and the same starting block (the
+  first executor may have paid).
+- **complete** (``POST …/complete``) records what was paid: a transaction hash, checked on
+  chain (an allowed sender of the asset paid exactly the amount to the recipient, after the
+  claim, confirmed; one transaction completes one execution), or a reference for off-chain
+  assets.
+- **fail** (``POST …/fail``) gives the lease up: the reservation goes back to the bucket.
 
-After the proposal's deadline (``eta + grace``) claim and complete are refused with 409
-``execution_expired`` and store nothing: the scheduler expires the execution.
+They move the execution ``ready`` → ``claimed`` (or a lapsed ``claimed`` → ``claimed``), then
+``claimed`` → ``done`` or ``ready``, through ``executions.move_status``. After the proposal's
+deadline (``eta + grace``) claim and complete are refused with 409 ``execution_expired`` and
+store nothing: the scheduler expires the execution.
 """
 
 from __future__ import annotations
@@ -21,11 +25,20 @@ from sqlmodel import Session, select
 
 from governance.errors import Conflict, GovernanceError, NotFound, Unprocessable
 from governance.runtime import Runtime
-from proposals.lifecycle import State
 from proposals.models import Proposal
+from proposals.transitions import lock
 from treasury_exec import reservations
-from treasury_exec.executions import apply, chain_assets, chain_client, fail_attempt, finish, lock_proposal
+from treasury_exec.executions import (
+    chain_assets,
+    chain_client,
+    execute,
+    fail_attempt,
+    lock_execution,
+    move_status,
+    not_runnable,
+)
 from treasury_exec.models import Execution
+from treasury_exec.status import ExecutionStatus as S
 
 
 def get_execution(session: Session, ex_id: int) -> Execution:
@@ -36,58 +49,59 @@ def get_execution(session: Session, ex_id: int) -> Execution:
 
 
 def _locked(session: Session, ex_id: int) -> Execution:
-    ex = session.exec(select(Execution).where(Execution.id == ex_id).with_for_update()
-                      .execution_options(populate_existing=True)).first()
+    ex = lock_execution(session, ex_id)
     if ex is None:
         raise NotFound(f"no execution {ex_id}", code="execution_not_found")
     return ex
 
 
 def _open(session: Session, ex: Execution, now: int) -> Proposal:
-    """Lock the execution's proposal (see ``lock_proposal``); refuse once its deadline passed."""
-    proposal = lock_proposal(session, ex.proposal_id)
-    if proposal is None:
+    """Lock the execution's proposal (always first, see ``executions._lock_if``); refuse unless
+    the execution can run (the proposal queued, its deadline not passed)."""
+    proposal = lock(session, ex.proposal_id)
+    why = not_runnable(ex, proposal, now)
+    if why == "gone":
         raise Conflict(f"the proposal of execution {ex.id} is gone", code="wrong_state")
-    if ex.status == "expired" or proposal.state == State.EXPIRED.value or \
-            (proposal.state == State.QUEUED.value and now >= (proposal.deadline or 0)):
+    assert proposal is not None
+    if why == "expired":
         raise Conflict(f"execution {ex.id} expired at {proposal.deadline} (the proposal's eta + grace); "
                        "nothing was recorded", code="execution_expired", extra={"status": "expired"})
-    if proposal.state != State.QUEUED.value:
+    if why == "wrong_state":
         raise Conflict(f"the proposal is {proposal.state}", code="wrong_state", extra={"status": ex.status})
     return proposal
 
 
-def claim(session: Session, runtime: Runtime, ex_id: int, executor: str) -> Execution:
-    """Lease an external execution to ``executor`` and reserve its amount; an expired lease
-    may be claimed again by anyone (the reservation stays)."""
+def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: str) -> Execution:
+    """Lease an external execution to ``executor`` and reserve its amount (``POST …/claim``); an
+    expired lease may be leased again by anyone (the reservation and starting block stay)."""
     now = runtime.clock.now()
     ex = get_execution(session, ex_id)
     if ex.mode != "external":
         raise Conflict(f"execution {ex_id} is run by the service ({ex.mode}), not by executors", code="not_external")
     proposal = _open(session, ex, now)
     ex = _locked(session, ex_id)
-    lapsed = ex.status == "claimed" and (ex.lease_expires_at or 0) <= now
-    if ex.status != "ready" and not lapsed:
+    lapsed = ex.status == S.CLAIMED and (ex.lease_expires_at or 0) <= now
+    if ex.status != S.READY and not lapsed:
         raise Conflict(f"execution {ex_id} is {ex.status}" + (f", leased until {ex.lease_expires_at}"
-                       if ex.status == "claimed" else ""), code="not_claimable", extra={"status": ex.status})
+                       if ex.status == S.CLAIMED else ""), code="not_claimable", extra={"status": ex.status})
     if not reservations.held(session, ex):
         try:
             reservations.reserve(session, runtime, ex, now)
         except Unprocessable as exc:
             raise Conflict(f"the treasury cannot reserve this spend: {exc.detail}", code=exc.code,
                            extra={"status": ex.status}) from exc
-    if ex.claimed_block is None and ex.asset in chain_assets(runtime):
-        ex.claimed_block = chain_client(runtime).head_block()
-    ex.status, ex.lease_owner, ex.updated_at = "claimed", executor, now
-    ex.lease_expires_at = min(now + runtime.settings.execution_lease_seconds, proposal.deadline or 0)
-    session.add(ex)
+    claimed_block = ex.claimed_block
+    if claimed_block is None and ex.asset in chain_assets(runtime):
+        claimed_block = chain_client(runtime).head_block()
+    move_status(session, ex, S.CLAIMED, now, lease_owner=executor, claimed_block=claimed_block,
+                lease_expires_at=min(now + runtime.settings.execution_lease_seconds, proposal.deadline or 0))
     session.flush()
     return ex
 
 
 def _held(session: Session, ex_id: int, executor: str, now: int) -> Execution:
     ex = _locked(session, ex_id)
-    if ex.status != "claimed" or ex.lease_owner != executor:
+    if ex.status != S.CLAIMED or ex.lease_owner != executor:
         raise Conflict(f"execution {ex_id} is {ex.status} and not leased to this executor", code="not_claimed",
                        extra={"status": ex.status})
     if (ex.lease_expires_at or 0) <= now:
@@ -103,7 +117,7 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
     now = runtime.clock.now()
     tx_hash = tx_hash.lower() if tx_hash else None  # one form: a hash in capitals is the same transaction
     ex = get_execution(session, ex_id)
-    if ex.status == "done":
+    if ex.status == S.DONE:
         if (tx_hash, reference or None) == (ex.tx_hash, ex.reference):
             return ex, False
         raise Conflict(f"execution {ex_id} was already completed", code="already_completed")
@@ -137,12 +151,10 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
     except IntegrityError as exc:
         raise Conflict(f"transaction {tx_hash} already completed another execution", code="tx_already_used") from exc
     try:
-        with session.begin_nested():
-            apply(session, runtime, ex, proposal, now,
-                  credit_account=f"external:{ex.recipient}" if asset else f"payable:{ex.recipient}")
+        execute(session, runtime, ex, proposal, now, executor, tx_hash=tx_hash,
+                credit_account=f"external:{ex.recipient}" if asset else f"payable:{ex.recipient}")
     except GovernanceError as exc:
         raise Conflict(f"the treasury cannot record this spend: {exc.detail}", code=exc.code) from exc
-    finish(session, ex, now, executor, tx_hash=tx_hash)
     return ex, True
 
 
@@ -151,9 +163,8 @@ def fail(session: Session, runtime: Runtime, ex_id: int, executor: str, reason: 
     execution is free for the next attempt."""
     now = runtime.clock.now()
     ex = get_execution(session, ex_id)
-    lock_proposal(session, ex.proposal_id)
+    lock(session, ex.proposal_id)
     ex = _held(session, ex_id, executor, now)
-    fail_attempt(session, runtime, ex, now, executor, reason)
-    ex.next_attempt_at = None  # an executor decides when to try again
+    fail_attempt(session, runtime, ex, now, executor, reason, back_off=False)  # an executor decides when to retry
     session.flush()
     return ex

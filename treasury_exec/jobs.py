@@ -1,94 +1,85 @@
-"""What the scheduler runs for the treasury: create due executions, expire, execute, settle."""
+"""What the scheduler runs for the treasury: find what is due, then one unit of work per item.
+
+The domain steps are in ``executions``; this module only finds the ids, opens a unit of work
+for each (one failure holds back no other, and each holds its locks for one item only), calls
+the step and counts what moved.
+"""
 
 from __future__ import annotations
 
 import logging
-
-from sqlmodel import select
+from collections.abc import Callable
+from typing import Any
 
 from governance.db import session_scope
 from governance.failpoints import failpoint
 from governance.runtime import Runtime
 from treasury_exec import executions
-from treasury_exec.models import Execution
+from treasury_exec.status import ExecutionStatus as S
 
 log = logging.getLogger("treasury_exec.jobs")
 
-
-def _ids(runtime: Runtime, *, status: str, modes: tuple[str, ...]) -> list[int]:
-    with session_scope(runtime.engine, write=False) as s:
-        return list(s.exec(select(Execution.id).where(Execution.status == status, Execution.mode.in_(modes))
-                           .order_by(Execution.id).limit(200)))
+SERVICE_RUN = ("parameters", "internal")
 
 
-def _each(runtime: Runtime, what: str, ids: list, step) -> int:
-    """Run ``step(session, id)`` for each id, each in its own transaction (one failure holds
-    back no other, and each holds its locks for one item only)."""
+def _each(runtime: Runtime, what: str, ids: list[Any], step: Callable[..., Any], *, now: int,
+          record_failure: bool = False, failpoints: tuple[str, str] | None = None) -> int:
+    """Run ``step(session, id)`` for each id in its own unit of work; returns how many it moved.
+    A step that raises leaves nothing (its unit is rolled back) and runs again next tick; with
+    ``record_failure`` its failure is recorded as a failed attempt, in a unit of work of its own,
+    so that nothing retries unseen. ``failpoints``: tests' crash points before and after each
+    commit."""
     done = 0
     for item in ids:
         try:
             with session_scope(runtime.engine) as s:
-                done += bool(step(s, item))
-        except Exception:
+                moved = step(s, item)
+                if failpoints:
+                    failpoint(failpoints[0])  # tests: the step done, not committed
+            if failpoints:
+                failpoint(failpoints[1])  # tests: committed, before the next item
+            done += bool(moved)
+        except Exception as exc:
             log.exception("%s %s failed; it runs again next tick", what, item)
+            if record_failure:
+                _record_failure(runtime, item, now, exc)
     return done
 
 
-def _attempt(runtime: Runtime, what: str, ex_id: int, now: int, step) -> int:
-    """Run one execution step; if it raises, record a failed attempt with the reason (in a
-    transaction of its own: the step's was rolled back) so that nothing retries unseen."""
+def _record_failure(runtime: Runtime, ex_id: int, now: int, exc: Exception) -> None:
     try:
-        return step()
-    except Exception as exc:
-        log.exception("%s execution %s failed; it will be retried", what, ex_id)
-        try:
-            with session_scope(runtime.engine) as s:
-                executions.record_failure(s, runtime, ex_id, now, exc)
-        except Exception:
-            log.exception("recording the failure of execution %s failed too", ex_id)
-        return 0
+        with session_scope(runtime.engine) as s:
+            executions.record_failure(s, runtime, ex_id, now, exc)
+    except Exception:
+        log.exception("recording the failure of execution %s failed too", ex_id)
+
+
+def _find(runtime: Runtime, query: Callable[..., list[Any]], *args: Any) -> list[Any]:
+    with session_scope(runtime.engine, write=False) as s:
+        return query(s, *args)
 
 
 def run_executions(runtime: Runtime) -> int:
     """One pass: create due executions, expire and end what can no longer run, then run,
-    sign and settle; every item in its own transaction."""
+    sign and settle; every item in its own unit of work."""
     now = runtime.clock.now()
-    done = 0
     with session_scope(runtime.engine) as s:
         executions.create_due(s, runtime, now)
-    with session_scope(runtime.engine, write=False) as s:
-        expirable = executions.expirable(s, now)
-    _each(runtime, "expiring proposal", expirable, lambda s, pid: executions.expire(s, runtime, pid, now))
-    with session_scope(runtime.engine, write=False) as s:
-        stopped = executions.stopped(s)
-    _each(runtime, "ending execution", stopped, lambda s, ex_id: executions.end_stopped(s, runtime, ex_id, now))
-    for ex_id in _ids(runtime, status="ready", modes=("parameters", "internal")):
-        done += _attempt(runtime, "running", ex_id, now, lambda ex_id=ex_id: _run_internal(runtime, ex_id, now))
-    for ex_id in _ids(runtime, status="ready", modes=("chain",)):
-        _attempt(runtime, "signing", ex_id, now, lambda ex_id=ex_id: _sign(runtime, ex_id, now))
-    for ex_id in _ids(runtime, status="signed", modes=("chain",)):
-        try:  # a transfer in flight: an RPC outage only delays it
-            with session_scope(runtime.engine) as s:
-                done += executions.settle_chain(s, runtime, ex_id, now) == "done"
-        except Exception:
-            log.exception("settling execution %s failed; it will be retried", ex_id)
+    _each(runtime, "expiring proposal", _find(runtime, executions.expirable, now),
+          lambda s, pid: executions.expire(s, runtime, pid, now), now=now)
+    _each(runtime, "ending execution", _find(runtime, executions.stopped),
+          lambda s, ex_id: executions.end_stopped(s, runtime, ex_id, now), now=now)
+    done = _each(runtime, "running execution", _find(runtime, executions.due, S.READY, SERVICE_RUN),
+                 lambda s, ex_id: executions.run_internal(s, runtime, ex_id, now), now=now,
+                 record_failure=True, failpoints=("before_execute_commit", "after_execute_commit"))
+    # signed is not done yet: not counted
+    _each(runtime, "signing execution", _find(runtime, executions.due, S.READY, ("chain",)),
+          lambda s, ex_id: executions.sign_chain(s, runtime, ex_id, now), now=now,
+          record_failure=True, failpoints=("before_sign_commit", "after_sign_commit"))
+    # a transfer in flight: an RPC outage only delays it
+    done += _each(runtime, "settling execution", _find(runtime, executions.due, S.SIGNED, ("chain",)),
+                  lambda s, ex_id: executions.settle_chain(s, runtime, ex_id, now) == "done", now=now)
     return done
-
-
-def _run_internal(runtime: Runtime, ex_id: int, now: int) -> int:
-    with session_scope(runtime.engine) as s:
-        done = executions.run_internal(s, runtime, ex_id, now)
-        failpoint("before_execute_commit")  # tests: the effect applied, not committed
-    failpoint("after_execute_commit")
-    return int(done)
-
-
-def _sign(runtime: Runtime, ex_id: int, now: int) -> int:
-    with session_scope(runtime.engine) as s:
-        executions.sign_chain(s, runtime, ex_id, now)
-        failpoint("before_sign_commit")
-    failpoint("after_sign_commit")
-    return 0
 
 
 JOBS = [("executions", run_executions)]

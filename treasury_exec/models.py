@@ -130,12 +130,12 @@ class ParameterVersion(SQLModel, table=True):
 class Execution(SQLModel, table=True):
     """The one execution of a queued proposal (unique per proposal).
 
-    status (see ``treasury_exec.executions`` and the README): ``ready`` (due, or waiting for
-    its next attempt after a failed one), ``claimed`` (an external executor holds a lease; the
-    amount is reserved), ``signed`` (an on-chain transfer is signed and stored, maybe
+    status (``treasury_exec.status.ExecutionStatus``, and the README): ``ready`` (due, or
+    waiting for its next attempt after a failed one), ``claimed`` (an external executor holds a
+    lease; the amount is reserved), ``signed`` (an on-chain transfer is signed and stored, maybe
     broadcast; the amount is reserved); terminal: ``done``, ``expired``, ``canceled`` and
-    ``failed`` (a transfer landed but could not be journaled: the operator reconciles it).
-    ``running``, ``signing`` and ``settling`` exist only inside one transaction."""
+    ``failed`` (a transfer landed but could not be journaled: the operator reconciles it). It
+    changes only through ``treasury_exec.executions.move_status``."""
 
     __tablename__ = "execution"
     __table_args__ = (

@@ -1,7 +1,8 @@
 """Finalizing proposals whose voting ended: the scheduler's tally.
 
-Exactly once, however many schedulers run: each proposal is claimed by a conditional
-``UPDATE … WHERE state = 'pending'``; a loser sees 0 rows and rolls back. The tally is
+Exactly once, however many schedulers run: each proposal is locked, and tallied only if it is
+still pending (a loser finds it queued or defeated, or canceled meanwhile, and does nothing);
+its state moves by ``proposals.transitions.transition``, a conditional update. The tally is
 recomputed from the ballot log (not from the running totals), checked against them, and
 stored once with a Merkle root over the counted ballots.
 """
@@ -12,7 +13,6 @@ import logging
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from governance.db import session_scope
@@ -21,7 +21,8 @@ from governance.ports import JournalReader, RecordedHead
 from governance.runtime import Runtime
 from proposals.lifecycle import State, execution_window
 from proposals.models import Proposal
-from proposals.service import process_actor, record_event
+from proposals.service import process_actor
+from proposals.transitions import lock, transition
 from voting.models import ProposalTally, TallyResult
 from voting.service import ballots_by_voter
 from voting.tally import Totals, count_by_voter, decide
@@ -40,16 +41,10 @@ def finalize(session: Session, proposal_id: str, now: int, *, journal: JournalRe
     """Tally one proposal if it is still pending and its voting ended; None if another
     process got there first (or it is not due). The result records the treasury journal's
     head (``journal``) as it stands when tallied."""
-    proposal = session.get(Proposal, proposal_id)
-    if proposal is None or proposal.ends_at > now:
-        return None
-    # Claim first: on PostgreSQL this waits for any vote still being written under the
-    # proposal lock, and the ballots are read only after it.
-    claimed = session.execute(
-        update(Proposal).where(Proposal.id == proposal_id, Proposal.state == State.PENDING.value)
-        .values(updated_at=now)
-    ).rowcount
-    if claimed != 1:
+    # Lock first: on PostgreSQL this waits for any vote still being written under the proposal
+    # lock (and for another scheduler finalizing it), and the ballots are read only after it.
+    proposal = lock(session, proposal_id)
+    if proposal is None or proposal.state != State.PENDING.value or proposal.ends_at > now:
         return None
     started = time.perf_counter()
     totals, root = count_by_voter(ballots_by_voter(session, proposal_id))
@@ -71,16 +66,13 @@ def finalize(session: Session, proposal_id: str, now: int, *, journal: JournalRe
         merkle_root="0x" + root.hex(), tallied_at=now, journal_seq=point.seq, journal_hash=point.hash,
     )
     session.add(result)
-    values: dict = {"tallied_at": now, "updated_at": now}
-    if outcome.passed:
+    detail = (f"{outcome.name}: for {totals.for_votes}, against {totals.against_votes}, "
+              f"abstain {totals.abstain_votes}, quorum {outcome.quorum}")
+    to, window = State.DEFEATED, {}
+    if outcome.passed:  # succeeded, and queued at once
         eta, deadline = execution_window(now, proposal.timelock, proposal.grace_period)
-        values |= {"state": State.QUEUED.value, "eta": eta, "deadline": deadline}
-    else:
-        values["state"] = State.DEFEATED.value
-    session.execute(update(Proposal).where(Proposal.id == proposal_id).values(**values))
-    record_event(session, proposal_id, values["state"], now, process_actor(),
-                 f"{outcome.name}: for {totals.for_votes}, against {totals.against_votes}, "
-                 f"abstain {totals.abstain_votes}, quorum {outcome.quorum}")
+        to, window = State.QUEUED, {"eta": eta, "deadline": deadline}
+    transition(session, proposal, to, at=now, actor=process_actor(), detail=detail, tallied_at=now, **window)
     session.flush()
     failpoint("mid_finalize")  # tests: killed with the result written but not committed
     log.info("proposal %s finalized: %s with %d voters, counted in %.3f s", proposal_id, outcome.name,

@@ -18,7 +18,7 @@ from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage, address_kind, check_freshness
 from governance.typed_data import canonical_text
 from governance.types import UINT256_MAX, parse_uint
-from proposals.lifecycle import State, effective_state
+from proposals.lifecycle import State, effective_state, voting_open
 from proposals.models import Proposal
 from proposals.service import get_proposal
 from voting import merkle
@@ -137,7 +137,7 @@ def _record_for_proposal(session: Session, runtime: Runtime, power: PowerSource,
             continue
         msg = verified.message_json
         try:
-            if not (proposal.state == State.PENDING.value and proposal.starts_at <= now < proposal.ends_at):
+            if not voting_open(proposal.state, proposal.starts_at, proposal.ends_at, now):
                 code, why = _closed_reason(proposal, now)
                 state = effective_state(proposal.state, proposal.starts_at, now).value
                 raise Conflict(why, code=code, extra={"state": state})

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from eth_account import Account
 from litestar.testing import TestClient
-from sqlalchemy import update
 from sqlmodel import select
 
 from governance.app import create_app
@@ -16,7 +15,8 @@ from governance.clock import FileClock
 from governance.db import session_scope
 from governance.settings import load_settings
 from governance.setup import create_deployment
-from proposals.models import Proposal
+from proposals.lifecycle import State
+from proposals.transitions import lock, transition
 from tests.chain.test_chain_execution import USDC, settings_for
 from tests.conftest import START, make_key
 from tests.support import Gov, Wallet
@@ -221,10 +221,10 @@ def test_transfer_that_landed_but_cannot_be_journaled_ends_failed(anvil, deploy,
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
         ex_id, signed = t.sign_first_due()
-        # a fault: the proposal left `queued` under a signed transfer (what an unlocked cancel
-        # could do), so the landed transfer cannot mark it executed
+        # a fault: the proposal left `queued` under a signed transfer (what a cancel past the
+        # cancel guard could do), so the landed transfer cannot mark it executed
         with session_scope(t.rt.engine) as s:
-            s.execute(update(Proposal).where(Proposal.id == pid).values(state="canceled"))
+            transition(s, lock(s, pid), State.CANCELED, at=t.clock.now(), actor="test: a cancel without its guard")
         t.settle()
         t.clock.advance(3600)  # past the deadline, and ticks again: nothing loops, nothing changes
         t.gov.tick()
