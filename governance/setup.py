@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-from sqlmodel import Session
-
 from governance import domains
 from governance.db import session_scope
 from governance.migrations import upgrade
@@ -36,7 +34,3 @@ def bootstrap(runtime: Runtime) -> tuple[Deployment, bool]:
             init(session, runtime)
     runtime.salt = row.salt
     return row, created
-
-
-def deployment(session: Session) -> Deployment | None:
-    return session.get(Deployment, 1)
