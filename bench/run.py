@@ -41,7 +41,7 @@ from bench import deploy, loadgen
 from bench.signer import Signer, vote_body
 from governance.clock import FileClock
 from governance.db import is_sqlite
-from governance.signatures import Envelope, _recover_evm, _solana_key, _verify_ed25519, verify_envelope
+from governance.signatures import Envelope, recover_evm_address, solana_public_key, verify_ed25519, verify_envelope
 
 ROOT = Path(__file__).resolve().parent.parent
 DAO = str(Path(sys.executable).with_name("dao"))
@@ -118,16 +118,16 @@ def raw_verification(encoder, proposal: str, now: int, n: int) -> dict[str, Any]
             digests = [encoder.digest("Vote", e.message) for e in envelopes]
             t0 = time.perf_counter()
             for d, e in zip(digests, envelopes, strict=True):
-                _recover_evm(d, e.signature)
+                recover_evm_address(d, e.signature)
         else:
             from governance.typed_data import canonical_json
             payloads = [canonical_json(encoder.domain, "Vote", e.message) for e in envelopes]
-            _solana_key.cache_clear()
+            solana_public_key.cache_clear()
             t0 = time.perf_counter()
             for p, e in zip(payloads, envelopes, strict=True):
-                _verify_ed25519(p, e.signer, e.signature)
+                verify_ed25519(p, e.signer, e.signature)
         primitive = n / (time.perf_counter() - t0)
-        _solana_key.cache_clear()  # every signer is new to the server: no loop may find it decoded
+        solana_public_key.cache_clear()  # every signer is new to the server: no loop may find it decoded
         t0 = time.perf_counter()
         for b in bodies:
             verify_envelope(msgspec.json.decode(b, type=Envelope), encoder)
