@@ -18,9 +18,8 @@ from governance.settings import load_settings
 from governance.setup import bootstrap
 from governance.viewcache import view_cache
 from proposals.models import Proposal
-from tests.chain.test_chain_execution import USDC, settings_for
-from tests.conftest import START, make_key
-from tests.support import Gov, Wallet
+from tests.support import START, Gov, Wallet, make_key
+from tests.support.chain import USDC, settings_for
 from treasury_exec import executions, journal
 from treasury_exec.journal import verify_chain
 from treasury_exec.models import AccountBalance, Execution
