@@ -32,6 +32,8 @@ SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_per
             "rate_limit_per_minute": 0, "proposal_threshold": TOKEN, "chain_id": 31337}
 UP_DEADLINE = 60  # seconds a process gets to come up (imports, migrations check) or to die
 DAO = [sys.executable, "-m", "governance.cli"]
+# the servers are local: a proxy named in the environment must not relay their requests
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port() -> int:
@@ -130,10 +132,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._out.close()
-
-
-# the servers are local: a proxy named in the environment must not relay their requests
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class TcpProxy:
