@@ -26,11 +26,9 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +39,10 @@ from bench import deploy, loadgen
 from bench.signer import Signer, vote_body
 from governance.clock import FileClock
 from governance.db import is_sqlite
-from governance.signatures import Envelope, _recover_evm, _solana_key, _verify_ed25519, verify_envelope
+from governance.signatures import Envelope, recover_evm_address, solana_public_key, verify_ed25519, verify_envelope
+from tests.support.processes import Server
 
 ROOT = Path(__file__).resolve().parent.parent
-DAO = str(Path(sys.executable).with_name("dao"))
 TARGETS = {"eip712_votes_per_s": 1500, "ed25519_votes_per_s": 2000, "ratio_to_raw": 0.3,
            "finalize_1m_s": 10.0, "read_p99_ms": 25.0, "peak_rss_mb": 300}
 
@@ -55,56 +53,23 @@ def say(*parts: object) -> None:
 
 # ---------------------------------------------------------------- servers
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_server(url: str, name: str, *, scheduler: bool, **settings: object) -> Server:
+    """One ``dao -v serve`` process on a deployment; its output in ``bench/.work/server-NAME.log``
+    (the finalize phase reads its log line from there)."""
+    log = deploy.WORK / f"server-{name}.log"
+    log.unlink(missing_ok=True)
+    return Server({**os.environ, **deploy.settings_env(url, **settings)}, log, scheduler=scheduler, verbose=True)
 
 
-class Server:
-    """One ``dao serve`` process on a deployment; its stderr kept for the finalize log line."""
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
-    def __init__(self, url: str, *, scheduler: bool, **settings: object):
-        self.port = free_port()
-        self.log = deploy.WORK / f"server-{self.port}.log"
-        env = {**os.environ, **deploy.settings_env(url, **settings)}
-        args = [DAO, "-v", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        if not scheduler:
-            args.append("--no-scheduler")
-        self._stderr = self.log.open("w")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._stderr, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
 
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-            return json.loads(r.read())
-
-    def peak_rss_mb(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
-
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time the server has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- phase 1: raw verification
@@ -118,16 +83,16 @@ def raw_verification(encoder, proposal: str, now: int, n: int) -> dict[str, Any]
             digests = [encoder.digest("Vote", e.message) for e in envelopes]
             t0 = time.perf_counter()
             for d, e in zip(digests, envelopes, strict=True):
-                _recover_evm(d, e.signature)
+                recover_evm_address(d, e.signature)
         else:
             from governance.typed_data import canonical_json
             payloads = [canonical_json(encoder.domain, "Vote", e.message) for e in envelopes]
-            _solana_key.cache_clear()
+            solana_public_key.cache_clear()
             t0 = time.perf_counter()
             for p, e in zip(payloads, envelopes, strict=True):
-                _verify_ed25519(p, e.signer, e.signature)
+                verify_ed25519(p, e.signer, e.signature)
         primitive = n / (time.perf_counter() - t0)
-        _solana_key.cache_clear()  # every signer is new to the server: no loop may find it decoded
+        solana_public_key.cache_clear()  # every signer is new to the server: no loop may find it decoded
         t0 = time.perf_counter()
         for b in bodies:
             verify_envelope(msgspec.json.decode(b, type=Envelope), encoder)
@@ -212,17 +177,17 @@ def ingestion(kind: str, votes: int, connections: int, raw: dict[str, Any] | Non
                    for i, s in enumerate(signers["eip712"])]
         rt.engine.dispose()
 
-        server = Server(url, scheduler=False)
+        server = start_server(url, f"ingest-{kind}", scheduler=False)
         out: dict[str, Any] = {}
         asyncio.run(loadgen.closed_loop("127.0.0.1", server.port, warmup, connections))
         for scheme, requests in bodies.items():
             spy = Profiler(server.proc.pid, f"{kind}-{scheme}", profile) if profile else None
-            cpu0, own0 = server.cpu_seconds(), time.process_time()
+            cpu0, own0 = cpu_seconds(server.proc.pid), time.process_time()
             result = asyncio.run(loadgen.closed_loop("127.0.0.1", server.port, requests, connections,
                                                      keep_bodies=True))
             summary = result.summary()
             # cores busy during the run: the server's, and the load generator's (this process)
-            summary["server_cores"] = round((server.cpu_seconds() - cpu0) / result.elapsed, 2)
+            summary["server_cores"] = round((cpu_seconds(server.proc.pid) - cpu0) / result.elapsed, 2)
             summary["loadgen_cores"] = round((time.process_time() - own0) / result.elapsed, 2)
             bad = [(i, s, b[:200]) for i, s, b in result.bodies if s != 201]
             if bad:
@@ -254,7 +219,7 @@ def ingestion(kind: str, votes: int, connections: int, raw: dict[str, Any] | Non
         tally = server.get(f"/v1/proposals/{pid}")["tally"]
         if tally["ballots"] != expected:
             say(f"  !! after vote changes the live tally counts {tally['ballots']} ballots, not {expected}")
-        out["server_peak_rss_mb"] = round(server.peak_rss_mb(), 1)
+        out["server_peak_rss_mb"] = round(peak_rss_mb(server.proc.pid), 1)
         return {"raw": raw, **out}
     finally:
         if server:
@@ -309,8 +274,9 @@ def finalize(kind: str, ballots: int, voters: int) -> dict[str, Any]:
         rt.engine.dispose()
         say(f"  {kind}: bare SQL aggregate over the ballot table {bare:.2f} s")
 
-        server = Server(url, scheduler=True, test_clock_file=clock_file, scheduler_interval=1)
-        baseline_rss = server.peak_rss_mb()
+        server = start_server(url, f"finalize-{kind}", scheduler=True, test_clock_file=clock_file,
+                              scheduler_interval=1)
+        baseline_rss = peak_rss_mb(server.proc.pid)
         clock_file.write_text(str(start + 3600 + 1))
         t0 = time.perf_counter()
         while True:
@@ -327,7 +293,7 @@ def finalize(kind: str, ballots: int, voters: int) -> dict[str, Any]:
         result = proposal["result"]
         ok = (int(result["for"]) == expected["for"] and int(result["against"]) == expected["against"]
               and int(result["abstain"]) == expected["abstain"] and result["ballots"] == voters)
-        rss = server.peak_rss_mb()
+        rss = peak_rss_mb(server.proc.pid)
         say(f"  {kind}: finalize {counted} s (result visible after {seen:.1f} s), "
             f"{counted / bare if counted else float('nan'):.1f}× the bare aggregate, totals "
             f"{'match' if ok else 'DIFFER'}; server peak RSS {rss:.0f} MB (idle {baseline_rss:.0f} MB)")

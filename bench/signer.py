@@ -17,7 +17,7 @@ from coincurve import PrivateKey
 from nacl.signing import SigningKey
 
 from governance.hashing import keccak
-from governance.signatures import _checksum
+from governance.signatures import checksum_address
 from governance.typed_data import SIGNER_FIELD, TypedDataEncoder, canonical_json
 
 
@@ -31,7 +31,7 @@ class Signer:
     def evm(cls, seed: int) -> Signer:
         key = PrivateKey(keccak(b"bench-evm" + seed.to_bytes(8, "big")))
         raw = keccak(key.public_key.format(compressed=False)[1:])[-20:].hex()
-        return cls("eip712", _checksum(raw), key)
+        return cls("eip712", checksum_address(raw), key)
 
     @classmethod
     def solana(cls, seed: int) -> Signer:

@@ -21,16 +21,3 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at ``database_url`` to ``revision`` (default: the newest)."""
     command.upgrade(alembic_config(database_url), revision)
-
-
-def current(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    from governance.db import create_engine
-
-    engine = create_engine(database_url, pool=False)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()

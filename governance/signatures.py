@@ -63,7 +63,8 @@ class VerifiedMessage:
     signature: str  # as received
 
 
-def _checksum(lower_hex40: str) -> str:
+def checksum_address(lower_hex40: str) -> str:
+    """The EIP-55 form of an address given as 40 lower-case hex digits (no ``0x``)."""
     # EIP-55 by hand: eth_utils.to_checksum_address costs ~17 µs, this a third of that
     nibbles = keccak(lower_hex40.encode()).hex()
     return "0x" + "".join(c.upper() if n in "89abcdef" else c for c, n in zip(lower_hex40, nibbles[:40], strict=True))
@@ -71,18 +72,18 @@ def _checksum(lower_hex40: str) -> str:
 
 def is_checksum_address(s: Any) -> bool:
     """True for ``0x`` + 40 hex digits in EIP-55 mixed case (all-digit addresses included)."""
-    return isinstance(s, str) and _EVM.fullmatch(s) is not None and _checksum(s[2:].lower()) == s
+    return isinstance(s, str) and _EVM.fullmatch(s) is not None and checksum_address(s[2:].lower()) == s
 
 
 def is_solana_address(s: Any) -> bool:
     """True for the base58 form of exactly 32 bytes (an ed25519 public key), written exactly as
     base58 encodes them: nothing before or after, no leading ``1`` beyond the key's zero bytes."""
     # the length check comes first: it bounds the base58 work and what the cache may hold
-    return isinstance(s, str) and 32 <= len(s) <= 44 and _solana_key(s) is not None
+    return isinstance(s, str) and 32 <= len(s) <= 44 and solana_public_key(s) is not None
 
 
 @functools.lru_cache(maxsize=4096)
-def _solana_key(s: str) -> bytes | None:
+def solana_public_key(s: str) -> bytes | None:
     """The 32-byte public key ``s`` (32 to 44 characters) is the base58 of, else None. Cached:
     one vote checks its signer's form up to three times (the envelope, the message's voter, the
     verification), and base58 decoding in Python is a tenth of an ed25519 vote's cost."""
@@ -134,7 +135,7 @@ def check_freshness(timestamp: int, now: int, max_skew: int) -> None:
                             code="future_timestamp")
 
 
-def _recover_evm(digest: bytes, signature: str) -> str:
+def recover_evm_address(digest: bytes, signature: str) -> str:
     """The lower-case hex (no 0x) of the address that signed ``digest``."""
     if not _EIP712_SIG.fullmatch(signature):
         raise BadRequest("an eip712 signature is 0x followed by 65 bytes (130 hex digits)",
@@ -155,7 +156,9 @@ def _recover_evm(digest: bytes, signature: str) -> str:
     return keccak(pub.format(compressed=False)[1:])[-20:].hex()
 
 
-def _verify_ed25519(payload: bytes, signer: str, signature: str) -> None:
+def verify_ed25519(payload: bytes, signer: str, signature: str) -> None:
+    """Check a base58 ed25519 ``signature`` of ``payload`` by the Solana address ``signer``
+    (400 if either is malformed, 403 ``bad_signature`` if it does not verify)."""
     # 64 bytes are at most 88 base58 digits; the bound keeps a huge string from costing time.
     # Exact: a signature is stored as received, so one signature has one written form.
     sig = (_b58_exact(signature) if len(signature) <= 88 else None) or b""
@@ -164,7 +167,7 @@ def _verify_ed25519(payload: bytes, signer: str, signature: str) -> None:
     if not is_solana_address(signer):  # verify_envelope checked it first: a decoded key is cached
         raise BadRequest(f"{signer!r} is not a base58 Solana address (32 bytes)", code="invalid_address")
     try:
-        VerifyKey(_solana_key(signer)).verify(payload, sig)
+        VerifyKey(solana_public_key(signer)).verify(payload, sig)
     except CryptoError as exc:
         raise Forbidden("the signature does not verify for this signer and this deployment",
                         code="bad_signature") from exc
@@ -193,12 +196,12 @@ def verify_envelope(envelope: Envelope, encoder: TypedDataEncoder) -> VerifiedMe
                         f"{message_json[field]!r}", code="signer_mismatch")
     digest = encoder.digest(envelope.type, message_json)
     if envelope.scheme == "eip712":
-        if _recover_evm(digest, envelope.signature) != envelope.signer[2:].lower():
+        if recover_evm_address(digest, envelope.signature) != envelope.signer[2:].lower():
             raise Forbidden("the signature does not verify for this signer and this deployment",
                             code="bad_signature")
     else:
-        _verify_ed25519(canonical_json(encoder.domain, envelope.type, message_json), envelope.signer,
-                        envelope.signature)
+        verify_ed25519(canonical_json(encoder.domain, envelope.type, message_json), envelope.signer,
+                       envelope.signature)
     return VerifiedMessage(primary_type=envelope.type, scheme=envelope.scheme, signer=envelope.signer,
                            message=message, message_json=message_json, digest=digest,
                            signature=envelope.signature)

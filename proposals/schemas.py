@@ -8,12 +8,6 @@ from typing import Any, NamedTuple
 import msgspec
 
 
-class Counts(msgspec.Struct):
-    for_: str = msgspec.field(name="for")
-    against: str = "0"
-    abstain: str = "0"
-
-
 class TallyView(msgspec.Struct):
     """The live tally: running totals kept with every accepted ballot."""
 

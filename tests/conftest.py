@@ -22,10 +22,10 @@ from governance.db import create_engine
 from governance.migrations import upgrade
 from governance.runtime import Runtime
 from governance.settings import load_settings
+from tests.support import START, make_key
 
 POSTGRES_ADMIN_URL = os.environ.get("DAO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("DAO_REQUIRE_POSTGRES") == "1"
-START = 1_800_000_000  # a fixed "now" for the settable clock (2027-01-15)
 
 
 def _postgres_reachable() -> str | None:
@@ -148,14 +148,6 @@ def client(runtime: Runtime):
 
     with TestClient(app=create_app(runtime=runtime)) as tc:
         yield tc
-
-
-def make_key(runtime: Runtime, role: str) -> str:
-    from governance.db import session_scope
-    from governance.keys import create_key
-
-    with session_scope(runtime.engine) as session:
-        return create_key(session, role, now=runtime.clock.now()).key
 
 
 @pytest.fixture

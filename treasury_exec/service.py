@@ -69,10 +69,6 @@ def price_in_force(session: Session) -> int:
     return int(json.loads(price_version(session).value))
 
 
-def allocation_in_force(session: Session) -> dict[str, int]:
-    return json.loads(allocation_version(session).value)
-
-
 def add_parameter_version(session: Session, kind: str, value: Any, *, now: int,
                           proposal_id: str | None) -> ParameterVersion:
     """A new price or allocation, in force from now on; the allocation is replaced whole."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -289,7 +288,3 @@ def upload_holder_list(session: Session, runtime: Runtime, upload: HolderListUpl
         session, reference=reference, what="holder list", create=create,
         find=lambda: session.exec(select(HolderList).where(HolderList.reference == reference)).first(),
         same=lambda stored: (stored.merkle_root, stored.label) == (root, upload.label))
-
-
-def ballot_message(ballot: Ballot) -> dict:
-    return json.loads(ballot.message)

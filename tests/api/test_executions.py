@@ -129,7 +129,7 @@ def queued_external_spend(gov: Gov) -> tuple[str, int]:
 
 
 def test_external_executor_lease_expiry_and_reclaim(gov, runtime, executor_key) -> None:
-    from tests.conftest import make_key
+    from tests.support import make_key
 
     other = make_key(runtime, "executor")
     spend, ex = queued_external_spend(gov)

@@ -132,7 +132,7 @@ def test_6_votes_outside_the_window_are_rejected_with_the_state(gov, holders) ->
 
 
 def _guardian(gov: Gov) -> str:
-    from tests.conftest import make_key
+    from tests.support import make_key
 
     return make_key(gov.runtime, "guardian")
 

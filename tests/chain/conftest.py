@@ -1,7 +1,7 @@
 """A real Ethereum node (anvil, from npm) and contracts compiled from contracts/*.sol.
 
 Chain tests skip on a machine without node_modules; with ``DAO_REQUIRE_CHAIN=1`` (CI) they
-fail instead.
+fail instead. Every test here is marked ``chain``: ``-m "not chain"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,20 +18,23 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from tests.support.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.chain)
 
 
 def _require(reason: str) -> None:
     if os.environ.get("DAO_REQUIRE_CHAIN") == "1":
         pytest.fail(f"DAO_REQUIRE_CHAIN=1 but {reason}")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Anvil:
 def anvil() -> Anvil:
     if not ANVIL.exists() or shutil.which("node") is None:
         _require("anvil (npm @foundry-rs/anvil) is not installed: run npm install")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337",
                              "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"

@@ -10,8 +10,8 @@ import pytest
 from eth_account import Account
 
 from tests.support import TOKEN, Gov, Wallet, cancel_message
+from tests.support.chain import USDC
 
-USDC = 10**18
 TREASURY = Account.create()
 GUARDIAN = Wallet.evm()
 

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -18,18 +17,8 @@ from governance.bootstrap import bootstrap
 from governance.clock import FileClock
 from governance.settings import load_settings
 from governance.setup import create_deployment
-from tests.conftest import START, make_key
-from tests.support import TOKEN, Gov, Wallet
-
-USDC = 10**18
-
-
-def settings_for(anvil, token: str, key: str, clock_file: Path, database_url: str) -> dict:
-    return {"database_url": database_url, "chain_id": 31337, "voting_delay": 0, "voting_period": 600,
-            "timelock": 300, "grace_period": 3600, "proposal_threshold": TOKEN, "rate_limit_per_minute": 0,
-            "rpc_url": anvil.rpc_url, "confirmations": 1, "treasury_private_key": key,
-            "chain_assets": json.dumps({"USDC": {"token": token, "decimals": 18, "mode": "chain"}}),
-            "test_clock_file": str(clock_file)}
+from tests.support import START, Gov, Wallet, make_key
+from tests.support.chain import USDC, settings_for
 
 
 def run_scheduler_once(settings: dict, failpoint: str | None) -> subprocess.CompletedProcess:

@@ -17,9 +17,8 @@ from governance.settings import load_settings
 from governance.setup import create_deployment
 from proposals.lifecycle import State
 from proposals.transitions import lock, transition
-from tests.chain.test_chain_execution import USDC, settings_for
-from tests.conftest import START, make_key
-from tests.support import Gov, Wallet
+from tests.support import START, Gov, Wallet, make_key
+from tests.support.chain import USDC, settings_for
 from treasury_exec import executions, journal
 from treasury_exec.journal import verify_chain
 from treasury_exec.models import AccountBalance, Execution

@@ -18,9 +18,8 @@ from governance.bootstrap import bootstrap
 from governance.clock import FileClock
 from governance.settings import load_settings
 from governance.setup import create_deployment
-from tests.chain.test_chain_execution import USDC, settings_for
-from tests.conftest import START, make_key
-from tests.support import Gov, Wallet
+from tests.support import START, Gov, Wallet, make_key
+from tests.support.chain import USDC, settings_for
 from treasury_exec.chain import parse_assets
 from treasury_exec.models import Execution, JournalEntry
 

@@ -40,8 +40,7 @@ from governance.runtime import Runtime
 from governance.settings import load_settings
 from governance.setup import create_deployment
 from proposals.models import Proposal
-from tests.conftest import START, make_key
-from tests.support import TOKEN, Gov, Wallet
+from tests.support import START, TOKEN, Gov, Wallet, make_key
 from treasury_exec import journal
 from treasury_exec.journal import verify_chain
 from treasury_exec.models import AccountBalance, Execution, JournalEntry

@@ -17,10 +17,8 @@ from governance.bootstrap import bootstrap
 from governance.clock import FileClock
 from governance.settings import load_settings
 from proposals.models import Proposal, ProposalEvent
-from tests.conftest import make_key
-from tests.e2e.deploy import deployment
-from tests.e2e.test_scheduler_processes import SETTINGS, start_scheduler
-from tests.support import Gov, Wallet
+from tests.support import Gov, Wallet, make_key
+from tests.support.processes import SETTINGS, dao_env, deployment, start_scheduler
 from treasury_exec.models import JournalEntry, ParameterVersion
 
 pytestmark = pytest.mark.slow
@@ -67,9 +65,8 @@ def test_schedulers_and_executors_race_to_one_effect_each(database_url: str, tmp
     stop, results = threading.Event(), Counter()
     executors = [threading.Thread(target=executor_loop,
                                   args=(database_url, tmp_path / "clock", k, stop, results)) for k in keys]
-    procs = [start_scheduler(database_url, tmp_path / "clock", tmp_path / f"s{i}.log",
-                             extra={"DAO_EXTERNAL_BUCKETS": "development", "DAO_RETRY_INTERVAL": "1"})
-             for i in range(2)]
+    env = dao_env(database_url, tmp_path / "clock", DAO_EXTERNAL_BUCKETS="development", DAO_RETRY_INTERVAL="1")
+    procs = [start_scheduler(env, tmp_path / f"s{i}.log") for i in range(2)]
     for t in executors:
         t.start()
     try:

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,94 +29,21 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from governance.app import create_app
-from governance.clock import FileClock
 from governance.db import is_sqlite
 from governance.runtime import Runtime
 from proposals.models import Proposal, ProposalEvent
-from tests.conftest import START, make_key
-from tests.e2e.deploy import deployment as shared_deployment
-from tests.support import PRICE, TOKEN, Gov, Wallet, proposal_message, vote_message
+from tests.support import PRICE, START, Gov, Wallet, make_key, proposal_message, vote_message
+from tests.support.processes import SETTINGS, Server, TcpProxy, dao, dao_env, deployment
 from treasury_exec.models import Execution, JournalEntry, JournalHead, ParameterVersion, Purchase
 from voting.export import verify_export
 from voting.models import Ballot, ProposalTally, TallyResult
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_period": 3600,
-            "rate_limit_per_minute": 0, "proposal_threshold": TOKEN, "chain_id": 31337}
-UP_DEADLINE = 60  # seconds a process gets to come up (imports, migrations check) or to die
-
-
 # --- processes --------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def dao_env(database_url: str, clock_file: Path, failpoint: str | None = None, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "DAO_DATABASE_URL": database_url, "DAO_TEST_CLOCK_FILE": str(clock_file),
-           **{f"DAO_{k.upper()}": str(v) for k, v in SETTINGS.items()}, **extra}
-    env.pop("DAO_FAILPOINT", None)
-    if failpoint:
-        env["DAO_FAILPOINT"] = failpoint
-    return env
-
-
-def dao(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "governance.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
-
 
 def scheduler_once(database_url: str, clock_file: Path, failpoint: str | None = None) -> subprocess.CompletedProcess:
     return dao("scheduler", "--once", env=dao_env(database_url, clock_file, failpoint))
-
-
-class Server:
-    """``dao serve --no-scheduler`` as a child process on a free port."""
-
-    def __init__(self, database_url: str, clock_file: Path, log: Path, **extra: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "governance.cli", "serve", "--no-scheduler", "--port", str(self.port)],
-            env=dao_env(database_url, clock_file, **extra), stdout=log.open("a"), stderr=subprocess.STDOUT)
-        try:
-            self.wait_up()
-        except BaseException:
-            self.stop()
-            raise
-
-    def tail(self) -> str:
-        return self.log.read_text()[-3000:]
-
-    def wait_up(self) -> None:
-        deadline = time.monotonic() + UP_DEADLINE
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"the server exited with {self.proc.returncode}: {self.tail()}"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the server did not come up: {self.tail()}")
-
-    def kill(self) -> int:
-        self.proc.send_signal(signal.SIGKILL)
-        return self.proc.wait(timeout=UP_DEADLINE)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def deployment(database_url: str, tmp_path: Path) -> tuple[Runtime, FileClock]:
-    return shared_deployment(database_url, tmp_path, SETTINGS)
 
 
 def counts(rt: Runtime) -> dict[str, object]:
@@ -172,7 +95,7 @@ def test_votes_acknowledged_before_a_kill_survive_it(database_url: str, tmp_path
     key_of = {env["signature"]: key for key, env in signed.items()}
     rt.engine.dispose()
 
-    server = Server(database_url, tmp_path / "clock", tmp_path / "serve.log")
+    server = Server(dao_env(database_url, tmp_path / "clock"), tmp_path / "serve.log")
     acked: dict[tuple[int, int], dict] = {}
     in_flight: set[tuple[int, int]] = set()  # sent; the answer never came
     refused: list[tuple[tuple[int, int], int, str]] = []
@@ -210,7 +133,7 @@ def test_votes_acknowledged_before_a_kill_survive_it(database_url: str, tmp_path
         assert not refused, refused[:5]
         assert KILL_AFTER <= len(acked) < len(signed), "the kill did not land mid-stream"
 
-        server = Server(database_url, tmp_path / "clock", tmp_path / "serve.log")
+        server = Server(dao_env(database_url, tmp_path / "clock"), tmp_path / "serve.log")
         with httpx.Client(base_url=server.base, timeout=30) as http:
             stored = all_ballots(http, pid)
             by_key = {key_of[b["signature"]]: b for b in stored}
@@ -362,71 +285,6 @@ def test_scheduler_killed_at_every_step_finalizes_and_executes_once(database_url
 
 # --- 3. the database goes away under a running API ---------------------------------------------
 
-class TcpProxy:
-    """A TCP relay the test can cut: every connection closed and new ones refused, until restored."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.port = free_port()
-        self._lock = threading.Lock()
-        self._socks: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-            listener.close()
-        with self._lock:
-            socks, self._socks = self._socks, set()
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._listener is not listener:  # cut meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._socks |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-
 @contextlib.contextmanager
 def sqlite_write_lock(database_url: str) -> Iterator[None]:
     """Another process's long write transaction: SQLite's one write lock, held."""
@@ -466,7 +324,7 @@ def test_database_outage_is_a_503_that_stores_nothing(database_url: str, tmp_pat
     before = counts(rt)
     server = None
     try:
-        server = Server(served_url, tmp_path / "clock", tmp_path / "serve.log", DAO_DATABASE_TIMEOUT="1")
+        server = Server(dao_env(served_url, tmp_path / "clock", DAO_DATABASE_TIMEOUT="1"), tmp_path / "serve.log")
         with httpx.Client(base_url=server.base, timeout=30) as http:
             outage = sqlite_write_lock(database_url) if proxy is None else _cut(proxy)
             with outage:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_faults import Server, deployment
+from tests.support.processes import Server, dao_env, deployment
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def statuses(server: Server, forwarded: list[str | None]) -> list[tuple[int, str
 
 def test_rotating_forwarded_for_does_not_escape_the_rate_limit(database_url: str, tmp_path: Path) -> None:
     rt, _ = deployment(database_url, tmp_path)
-    server = Server(database_url, tmp_path / "clock", tmp_path / "serve.log", **LIMITS)
+    server = Server(dao_env(database_url, tmp_path / "clock", **LIMITS), tmp_path / "serve.log")
     try:
         got = statuses(server, [f"203.0.113.{i}" for i in range(1, 13)])
     finally:
@@ -41,8 +41,8 @@ def test_rotating_forwarded_for_does_not_escape_the_rate_limit(database_url: str
 
 def test_a_trusted_proxy_forwards_the_client_address(database_url: str, tmp_path: Path) -> None:
     rt, _ = deployment(database_url, tmp_path)
-    server = Server(database_url, tmp_path / "clock", tmp_path / "serve.log", DAO_TRUSTED_PROXIES="127.0.0.1",
-                    **LIMITS)
+    server = Server(dao_env(database_url, tmp_path / "clock", DAO_TRUSTED_PROXIES="127.0.0.1", **LIMITS),
+                    tmp_path / "serve.log")
     try:
         rotating = statuses(server, [f"203.0.113.{i}" for i in range(1, 13)])
         one_client = statuses(server, ["198.51.100.7"] * (BURST + 2))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,29 +12,17 @@ from sqlmodel import Session, select
 
 from governance.app import create_app
 from proposals.models import Proposal, ProposalEvent
-from tests.conftest import make_key
-from tests.e2e.deploy import deployment
-from tests.support import TOKEN, Gov, Wallet
+from tests.support import Gov, Wallet, make_key
+from tests.support.processes import dao_env, deployment, start_scheduler
 from voting.models import TallyResult
 
 pytestmark = pytest.mark.slow
 
 N_PROPOSALS = 40
-SETTINGS = {"voting_delay": 0, "voting_period": 600, "timelock": 300, "grace_period": 600, "rate_limit_per_minute": 0,
-            "proposal_threshold": TOKEN, "chain_id": 31337}
-
-
-def start_scheduler(database_url: str, clock_file: Path, log: Path, extra: dict[str, str] | None = None
-                    ) -> subprocess.Popen:
-    env = {**os.environ, "DAO_DATABASE_URL": database_url, "DAO_TEST_CLOCK_FILE": str(clock_file),
-           "DAO_SCHEDULER_INTERVAL": "1", "DAO_CHAIN_ID": "31337",
-           **{f"DAO_{k.upper()}": str(v) for k, v in SETTINGS.items()}, **(extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "governance.cli", "-v", "scheduler"], env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 def test_two_scheduler_processes_finalize_each_proposal_once(database_url: str, tmp_path: Path) -> None:
-    rt, clock = deployment(database_url, tmp_path, SETTINGS)
+    rt, clock = deployment(database_url, tmp_path)
     with TestClient(app=create_app(runtime=rt)) as client:
         gov = Gov(client, rt, make_key(rt, "operator"))
         whale, voter = Wallet.evm(), Wallet.solana()
@@ -48,7 +33,7 @@ def test_two_scheduler_processes_finalize_each_proposal_once(database_url: str, 
             assert gov.vote(voter, pid, 1 if i % 2 else 0).status_code == 201
     clock.advance(600)  # every proposal's voting ends
 
-    procs = [start_scheduler(database_url, tmp_path / "clock", tmp_path / f"s{i}.log") for i in range(2)]
+    procs = [start_scheduler(dao_env(database_url, tmp_path / "clock"), tmp_path / f"s{i}.log") for i in range(2)]
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

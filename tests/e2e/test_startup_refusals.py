@@ -17,8 +17,7 @@ from governance.bootstrap import bootstrap
 from governance.db import create_engine
 from governance.models import Deployment
 from governance.settings import load_settings
-from tests.e2e.deploy import deployment
-from tests.e2e.test_faults import SETTINGS, dao_env, free_port
+from tests.support.processes import dao_env, deployment, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +73,7 @@ def test_processes_refuse_to_start_naming_the_setting(database_url: str, tmp_pat
     settings, setting = CASES[case]
     extra = settings(tmp_path)
     clock = tmp_path / "clock"
-    rt, _ = deployment(database_url, tmp_path, SETTINGS)  # initialised: the setting is the only problem
+    rt, _ = deployment(database_url, tmp_path)  # initialised: the setting is the only problem
     rt.close()
     env = dao_env(database_url, clock, **extra)
     # dao init gets a database of its own, migrated but never initialised: it must stay so

@@ -56,8 +56,7 @@ from governance.bootstrap import bootstrap
 from governance.clock import SettableClock
 from governance.runtime import Runtime
 from governance.settings import load_settings
-from tests.conftest import START, make_key
-from tests.support import TOKEN, Gov, Wallet
+from tests.support import START, TOKEN, Gov, Wallet, make_key
 
 # Generated requests per operation (on top of its examples and coverage cases).
 MAX_EXAMPLES = 40

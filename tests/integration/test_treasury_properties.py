@@ -17,7 +17,7 @@ from governance.db import session_scope
 from governance.errors import Unprocessable
 from governance.settings import load_settings
 from governance.setup import create_deployment
-from tests.conftest import START
+from tests.support import START
 from treasury_exec import journal, service
 from treasury_exec.journal import verify_chain
 from treasury_exec.models import AccountBalance

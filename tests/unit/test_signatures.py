@@ -287,14 +287,14 @@ def test_address_helpers() -> None:
 
 
 def test_solana_address_checks_are_cached_only_for_address_sized_strings() -> None:
-    from governance.signatures import _solana_key, is_solana_address
+    from governance.signatures import is_solana_address, solana_public_key
 
-    _solana_key.cache_clear()
+    solana_public_key.cache_clear()
     key = base58.b58encode(bytes(range(32))).decode()
     assert is_solana_address(key) and is_solana_address(key)
-    assert _solana_key.cache_info().hits == 1
+    assert solana_public_key.cache_info().hits == 1
     assert not is_solana_address("1" * 45) and not is_solana_address("x" * 100_000)
-    assert _solana_key.cache_info().currsize == 1  # a huge string is refused before the cache sees it
+    assert solana_public_key.cache_info().currsize == 1  # a huge string is refused before the cache sees it
     short = base58.b58encode(bytes([7] * 31)).decode()  # 31 bytes in an address-sized string
     assert 32 <= len(short) <= 44 and not is_solana_address(short)
 

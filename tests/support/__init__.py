@@ -1,5 +1,9 @@
 """Test helpers: real wallets that sign envelopes, and shortcuts to set up holders.
 
+Fixtures (databases, ``runtime``, ``client``, API keys) are in tests/conftest.py; the ``dao``
+processes a test starts, and the servers it talks to, are in tests/support/processes.py;
+chain deployment settings in tests/support/chain.py.
+
 EVM wallets sign with eth-account's own EIP-712 implementation (not the server's encoder);
 Solana wallets sign the canonical JSON with PyNaCl. The Node signer (tests/js) is the
 fully independent check.
@@ -15,6 +19,7 @@ import base58
 from eth_account import Account
 from nacl.signing import SigningKey
 
+from governance.runtime import Runtime
 from governance.typed_data import TYPES, Domain
 
 
@@ -107,6 +112,16 @@ def cancel_message(signer: str, proposal: str, now: int) -> dict[str, Any]:
 
 TOKEN = 10**18
 PRICE = 100_000  # micro-USD per whole token at the default price
+START = 1_800_000_000  # a fixed "now" for the settable clock (2027-01-15)
+
+
+def make_key(runtime: Runtime, role: str) -> str:
+    """A new API key with ``role`` (operator, executor, guardian), as ``dao keys create`` makes it."""
+    from governance.db import session_scope
+    from governance.keys import create_key
+
+    with session_scope(runtime.engine) as session:
+        return create_key(session, role, now=runtime.clock.now()).key
 
 
 class Gov:
