@@ -176,8 +176,9 @@ class ExecutionController(Controller):
                       "for a transaction that completed another execution (`tx_already_used`) and after the "
                       "proposal's deadline (`execution_expired`, with `status`). 422 when the transaction does "
                       "not pay this spend (`tx_mismatch`), pays from a sender the asset does not allow "
-                      "(`sender_not_allowed`), was mined before the claim (`tx_before_claim`) or lacks "
-                      "confirmations (`tx_unconfirmed`).",
+                      "(`sender_not_allowed`), was mined before the first claim (`tx_before_claim`) or lacks "
+                      "confirmations (`tx_unconfirmed`); a transaction hash for an off-chain asset is 422 "
+                      "`tx_hash_not_applicable` (give a `reference`).",
           responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     def complete(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
                  db: NamedDependency[Session], runtime: AppRuntime) -> Response[ExecutionRead]:

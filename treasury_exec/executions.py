@@ -203,11 +203,13 @@ def execute(session: Session, runtime: Runtime, ex: Execution, proposal: Proposa
 def fail_attempt(session: Session, runtime: Runtime, ex: Execution, now: int, actor: str, reason: str, *,
                  tx_hash: str | None = None, back_off: bool = True) -> None:
     """End the current attempt of a locked execution: release what it reserved, record why, and
-    make it ready again, after ``retry_interval`` (``back_off``) or at once."""
+    make it ready again, after ``retry_interval`` (``back_off``) or at once. An external
+    execution keeps the block of its first claim: a payment made under any lease since then can
+    still be reported (an executor whose lease lapsed may have paid before another gave up)."""
     reservations.release(session, runtime, ex, now)
     move_status(session, ex, S.READY, now, attempts=ex.attempts + 1, last_error=reason,
                 next_attempt_at=now + runtime.settings.retry_interval if back_off else None,
-                lease_owner=None, lease_expires_at=None, claimed_block=None, tx_hash=None, signed_tx=None,
+                lease_owner=None, lease_expires_at=None, tx_hash=None, signed_tx=None,
                 nonce=None)
     _record_attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=tx_hash)
 

@@ -3,13 +3,15 @@
 - **lease_to_executor** (``POST …/claim``) leases the execution for ``execution_lease_seconds``
   (never past the proposal's deadline) and reserves its amount in the journal, so nothing
   drains the bucket between the executor's payment and its report. For an on-chain asset the
-  chain head is recorded: the reported transaction must be mined after it. A lapsed lease may
-  be claimed again, by anyone, with the same reservation and the same starting block (the
-  first executor may have paid).
-- **complete** (``POST …/complete``) records what was paid: a transaction hash, checked on
-  chain (an allowed sender of the asset paid exactly the amount to the recipient, after the
-  claim, confirmed; one transaction completes one execution), or a reference for off-chain
-  assets.
+  chain head is recorded at the first claim: the reported transaction must be mined after it.
+  A lapsed lease may be claimed again, by anyone, with the same reservation; every later claim,
+  after a lapse or after ``fail``, keeps that first starting block (an executor whose lease
+  lapsed may have paid, and its payment must stay reportable).
+- **complete** (``POST …/complete``) records what was paid: for an on-chain asset a transaction
+  hash, checked on chain (an allowed sender of the asset paid exactly the amount to the
+  recipient, after the first claim, confirmed; one transaction completes one execution); for an
+  off-chain asset a reference, and no transaction hash (nothing could check it, and an
+  unchecked hash would take the place of the transaction that really paid another spend).
 - **fail** (``POST …/fail``) gives the lease up: the reservation goes back to the bucket.
 
 They move the execution ``ready`` → ``claimed`` (or a lapsed ``claimed`` → ``claimed``), then
@@ -58,7 +60,10 @@ def _locked(session: Session, ex_id: int) -> Execution:
 def _open(session: Session, ex: Execution, now: int) -> Proposal:
     """Lock the execution's proposal (always first, see ``executions._lock_if``); refuse unless
     the execution can run (the proposal queued, its deadline not passed)."""
-    proposal = lock(session, ex.proposal_id)
+    return _runnable(ex, lock(session, ex.proposal_id), now)
+
+
+def _runnable(ex: Execution, proposal: Proposal | None, now: int) -> Proposal:
     why = not_runnable(ex, proposal, now)
     if why == "gone":
         raise Conflict(f"the proposal of execution {ex.id} is gone", code="wrong_state")
@@ -117,20 +122,28 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
     now = runtime.clock.now()
     tx_hash = tx_hash.lower() if tx_hash else None  # one form: a hash in capitals is the same transaction
     ex = get_execution(session, ex_id)
+    proposal = None
+    if ex.status != S.DONE:
+        # under the locks, a completion that raced this one is seen as done (and answered as such)
+        proposal = lock(session, ex.proposal_id)
+        ex = _locked(session, ex_id)
     if ex.status == S.DONE:
         if (tx_hash, reference or None) == (ex.tx_hash, ex.reference):
             return ex, False
         raise Conflict(f"execution {ex_id} was already completed", code="already_completed")
-    proposal = _open(session, ex, now)
+    proposal = _runnable(ex, proposal, now)
     ex = _held(session, ex_id, executor, now)
     asset = chain_assets(runtime).get(ex.asset or "")
+    if asset is None and tx_hash:
+        raise Unprocessable(f"{ex.asset} is not an on-chain asset: report the payment with a reference, "
+                            "not a transaction hash", code="tx_hash_not_applicable")
     if asset is not None:
         if not tx_hash:
             raise Unprocessable(f"{ex.asset} lives on chain: give the transaction hash", code="tx_hash_required")
         if ex.claimed_block is None:  # leased before claims recorded their block
             raise Conflict(f"execution {ex_id} was claimed without a starting block; claim it again",
                            code="lease_expired", extra={"status": ex.status})
-    elif not (reference or tx_hash):
+    elif not reference:
         raise Unprocessable("give a reference for what was done", code="reference_required")
     if tx_hash:
         used = session.exec(select(Execution.id).where(Execution.tx_hash == tx_hash, Execution.id != ex_id)).first()

@@ -164,6 +164,56 @@ def test_executor_fail_frees_the_execution(gov, runtime, executor_key) -> None:
     assert gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key)).status_code == 200
 
 
+def test_an_off_chain_spend_takes_a_reference_not_an_unchecked_transaction_hash(gov, runtime, executor_key) -> None:
+    """A USD spend paid by an executor cannot be completed with a transaction hash: nothing
+    checks it, and it would take the place of the on-chain transaction that really paid
+    another spend (found by the outside attack)."""
+    _spend, ex = queued_external_spend(gov)
+    gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key))
+    r = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(executor_key),
+                        json={"tx_hash": "0x" + "ab" * 32})
+    assert r.status_code == 422 and r.json()["error"] == "tx_hash_not_applicable", r.text
+    after = gov.client.get(f"/v1/executions/{ex}").json()
+    assert after["status"] == "claimed" and after["tx_hash"] is None
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 0
+    r = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(executor_key),
+                        json={"reference": "wire-9", "tx_hash": "0x" + "ab" * 32})
+    assert r.status_code == 422 and r.json()["error"] == "tx_hash_not_applicable"
+    r = gov.client.post(f"/v1/executions/{ex}/complete", headers=ex_auth(executor_key), json={"reference": "wire-9"})
+    assert r.status_code == 200 and r.json()["status"] == "done" and r.json()["tx_hash"] is None
+
+
+def test_identical_completions_at_once_all_answer_200(gov, runtime, executor_key) -> None:
+    """The same completion sent to several API processes at once: one records it, the others
+    answer the stored completion (200), not a conflict naming a status it no longer has."""
+    import threading
+
+    from litestar.testing import TestClient
+
+    from governance.app import create_app
+    from governance.bootstrap import bootstrap
+
+    _spend, ex = queued_external_spend(gov)
+    assert gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key)).status_code == 200
+    n = 6
+    processes = [bootstrap(runtime.settings, clock=runtime.clock) for _ in range(n)]
+    start, answers = threading.Barrier(n), []
+
+    def complete(rt) -> None:
+        with TestClient(app=create_app(runtime=rt)) as c:
+            start.wait()
+            r = c.post(f"/v1/executions/{ex}/complete", headers=ex_auth(executor_key), json={"reference": "wire-1"})
+            answers.append((r.status_code, r.json().get("error"), r.json().get("status")))
+
+    threads = [threading.Thread(target=complete, args=(rt,)) for rt in processes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert answers == [(200, None, "done")] * n
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 1
+
+
 def test_executor_endpoints_need_an_executor_key(gov, operator_key) -> None:
     _, ex = queued_external_spend(gov)
     for path, body in (("claim", None), ("complete", {"reference": "x"}), ("fail", {"reason": "x"})):

@@ -167,3 +167,29 @@ def test_external_asset_needs_valid_distinct_senders() -> None:
             parse_assets(json.dumps({"USDC": {"token": token, "mode": "external", "senders": bad}}))
     with pytest.raises(ValueError, match="senders"):
         parse_assets(json.dumps({"USDC": {"token": token, "mode": "external"}}))
+
+
+def test_a_payment_made_under_a_lapsed_lease_stays_reportable_after_another_executor_fails(
+        ext: ExternalTreasury) -> None:
+    """An executor pays, its lease lapses before it reports, a second executor claims and gives
+    up: the first payment must still complete the spend (found by the outside attack: the
+    second claim's starting block, reset by the fail, put the payment before every new claim)."""
+    from tests.conftest import make_key  # tests.support after the test-support merge
+
+    other = {"Authorization": f"Bearer {make_key(ext.rt, 'executor')}"}
+    recipient = Wallet.evm()
+    (ex,) = ext.ready_spends(recipient.address, [25 * USDC])
+    first = ext.claim(ex)
+    paid = ext.pay_usdc(recipient.address, 25 * USDC)
+    ext.anvil.mine(3)
+    ext.clock.advance(ext.rt.settings.execution_lease_seconds + 1)  # the lease lapses before the report
+    r = ext.client.post(f"/v1/executions/{ex}/claim", headers=other)
+    assert r.status_code == 200 and r.json()["claimed_block"] == first["claimed_block"], r.text
+    r = ext.client.post(f"/v1/executions/{ex}/fail", headers=other, json={"reason": "gave up"})
+    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+    assert r.json()["claimed_block"] == first["claimed_block"]  # kept: the first executor may have paid
+    again = ext.claim(ex)
+    assert again["claimed_block"] == first["claimed_block"]
+    r = ext.complete(ex, paid)
+    assert r.status_code == 200 and r.json()["status"] == "done", r.text
+    assert ext.spends() == 1
