@@ -174,7 +174,7 @@ def test_a_payment_made_under_a_lapsed_lease_stays_reportable_after_another_exec
     """An executor pays, its lease lapses before it reports, a second executor claims and gives
     up: the first payment must still complete the spend (found by the outside attack: the
     second claim's starting block, reset by the fail, put the payment before every new claim)."""
-    from tests.conftest import make_key  # tests.support after the test-support merge
+    from tests.support import make_key
 
     other = {"Authorization": f"Bearer {make_key(ext.rt, 'executor')}"}
     recipient = Wallet.evm()
