@@ -20,7 +20,9 @@ from governance.http import (
     EXCEPTION_HANDLERS,
     SECURITY_COMPONENTS,
     check_input,
+    check_key_requirements,
     errors,
+    provide_caller,
     provide_db,
     provide_runtime,
 )
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "db": Provide(provide_db),
+            "caller": Provide(provide_caller, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_input,
@@ -155,5 +158,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         on_shutdown=[_shutdown],
         debug=False,
     )
+    check_key_requirements(app)
     app.state.runtime = runtime
     return app

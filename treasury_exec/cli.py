@@ -41,7 +41,7 @@ def verify(expected: list[RecordedHead]) -> None:
     """Check the journal's hash chain and recompute every table derived from it (balances, token
     checkpoints, the head); check every journal head recorded by proposals and tally results, and
     each --expect, against the chain. Names the first difference; exit status 1 if any."""
-    rt = Runtime.from_settings(load_settings())
+    rt = Runtime.from_settings(load_settings()).load_deployment()  # the journal starts with the deployment
     providers = rt.port(RECORDED_HEADS)
     # one snapshot of the database for the whole check, however long it takes: rows another
     # process appends meanwhile are not half seen

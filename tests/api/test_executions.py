@@ -229,7 +229,7 @@ def test_external_claim_reserves_the_spend_until_it_ends(gov, runtime, executor_
     assert claimed.status_code == 200
     # the executor pays now; nothing may drain the bucket before it reports: a second claim is refused
     r = gov.client.post(f"/v1/executions/{second}/claim", headers=auth)
-    assert r.status_code == 409 and r.json()["error"] == "insufficient_funds", r.text
+    assert r.status_code == 422 and r.json()["error"] == "insufficient_funds", r.text
     assert gov.client.get(f"/v1/executions/{second}").json()["status"] == "ready"  # stored nothing
     assert claimed.json()["reserved"] == "1500000"
     assert development(gov) == (500_000, 1_500_000)
