@@ -321,6 +321,9 @@ def check_key_requirements(app: Litestar) -> None:
                     f"{handler}: asks for the caller but declares no API key (security=api_key(...))")
 
 
+_CALLER = "governance.caller"  # where authenticate_caller keeps the caller in the request's state
+
+
 def _bearer(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -347,9 +350,6 @@ async def authenticate_caller(request: Request) -> None:
         runtime = runtime_of(request)
         caller = await read(runtime, _authenticate, runtime, _bearer(header), role)
     request.state[_CALLER] = caller
-
-
-_CALLER = "governance.caller"
 
 
 def provide_caller(request: Request) -> Caller | None:
