@@ -21,7 +21,9 @@ from governance.http import (
     SECURITY_COMPONENTS,
     AppRuntime,
     check_input,
+    check_key_requirements,
     errors,
+    provide_caller,
     provide_db,
     provide_runtime,
 )
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "db": Provide(provide_db),
+            "caller": Provide(provide_caller, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_input,
@@ -154,5 +157,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         on_shutdown=[_shutdown],
         debug=False,
     )
+    check_key_requirements(app)
     app.state.runtime = runtime
     return app

@@ -10,7 +10,7 @@ import click
 
 from governance.bootstrap import COMMANDS, bootstrap
 from governance.db import session_scope
-from governance.errors import GovernanceError
+from governance.errors import GovernanceError, NotInitialised
 from governance.runtime import Runtime
 from governance.settings import SettingsError, load_settings
 
@@ -25,14 +25,18 @@ def _runtime() -> Runtime:
         raise click.ClickException(f"settings: {exc}") from None
 
 
-def _load_deployment(rt: Runtime) -> None:
-    try:
-        rt.load_deployment()
-    except GovernanceError as exc:
-        raise click.ClickException(exc.detail) from None
+class _Dao(click.Group):
+    """A command whose database holds no deployment (:class:`NotInitialised`, from
+    ``Runtime.load_deployment``) stops with one message naming the database, exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except NotInitialised as exc:
+            raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(cls=_Dao)
 @click.option("-v", "--verbose", is_flag=True, help="log at INFO level")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
@@ -136,7 +140,7 @@ def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) 
     from governance.app import create_app
     from governance.scheduler import start_background
 
-    _load_deployment(rt)
+    rt.load_deployment()
     app = create_app(runtime=rt)
     sched = start_background(rt) if scheduler and rt.settings.run_scheduler_in_server else None
     # Everything made so far (modules, the app, SQLAlchemy's metadata: ~130,000 objects) lives as
@@ -165,7 +169,7 @@ def scheduler_cmd(once: bool) -> None:
     from governance.scheduler import run_forever, run_once
 
     rt = _runtime()
-    _load_deployment(rt)
+    rt.load_deployment()
     if once:
         click.echo(json.dumps(run_once(rt)))
         return

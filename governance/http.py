@@ -1,5 +1,5 @@
 """HTTP plumbing shared by every controller: the error mapping, the unit of work per
-request, API-key guards and the documented error responses.
+request, the input checks, API keys and the documented error responses.
 """
 
 from __future__ import annotations
@@ -13,62 +13,61 @@ from typing import Annotated, Any, TypeAlias, TypeVar
 
 import anyio
 import msgspec
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.handlers import BaseRouteHandler
+from litestar.exceptions import HTTPException, ImproperlyConfiguredException, ValidationException
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.params import PathParameter, SkipValidation
+from msgspec import UNSET, Meta
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from governance.db import session_scope, unavailable
-from governance.errors import BadRequest, GovernanceError, ServiceUnavailable
-from governance.keys import authenticate
+from governance.errors import (
+    BadRequest,
+    GovernanceError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+from governance.keys import ROLES, Caller, authenticate
 from governance.runtime import Runtime
 
 log = logging.getLogger("governance.http")
 
 
 class ErrorBody(msgspec.Struct):
-    """Every error response: a stable machine code and a human sentence."""
+    """Every error response: a stable machine code and a human sentence; a few errors add a
+    field naming what the client needs next. It documents the body (the body itself is
+    ``GovernanceError.body()``): a field left UNSET is absent, never null."""
 
-    error: str
-    detail: str
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "unprocessable",
-    429: "rate_limited",
-    503: "unavailable",
-}
-
-
-def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
-    return Response(content=body, status_code=status, media_type="application/json", headers=headers)
+    error: Annotated[str, Meta(description="a stable machine-readable code, e.g. invalid_body, superseded")]
+    detail: Annotated[str, Meta(description="a human sentence saying what was wrong")]
+    vote: Annotated[str, Meta(
+        description="409 superseded / already_voted: the id of the voter's vote that counts")] = UNSET
+    state: Annotated[str, Meta(
+        description="409 voting_not_started, voting_closed; wrong_state, execution_in_flight from a cancel: "
+                    "the proposal's state")] = UNSET
+    status: Annotated[str, Meta(
+        description="409 not_claimable, not_claimed, lease_expired, execution_expired, wrong_state from an "
+                    "execution's claim, complete or fail: the execution's status")] = UNSET
 
 
 T = TypeVar("T")
 
-RETRY_AFTER = "5"  # seconds, on a 503: outages are usually short, and a client should back off
-
 
 def governance_error_handler(_: Request, exc: GovernanceError) -> Response:
-    headers = {"Retry-After": RETRY_AFTER} if isinstance(exc, ServiceUnavailable) else None
-    return _json(exc.status_code, exc.body(), headers)
+    """The one rendering of an error: its status, ``{"error", "detail", ...}``, its headers."""
+    return Response(content=exc.body(), status_code=exc.status_code, media_type="application/json",
+                    headers=exc.headers or None)
 
 
-def validation_error_handler(_: Request, exc: ValidationException) -> Response:
+def validation_error_handler(request: Request, exc: ValidationException) -> Response:
     # msgspec stops at the first problem; the detail names it (documented in the README).
     detail = exc.detail
     extra = exc.extra if isinstance(exc.extra, list) else []
@@ -77,24 +76,30 @@ def validation_error_handler(_: Request, exc: ValidationException) -> Response:
             key = item.get("key")
             detail = f"{item['message']}" + (f" (at {key})" if key else "")
             break
-    return _json(400, {"error": "invalid_body", "detail": str(detail)})
+    return governance_error_handler(request, BadRequest(str(detail), code="invalid_body"))
 
 
-def http_error_handler(_: Request, exc: HTTPException) -> Response:
-    status = exc.status_code
-    code = _HTTP_CODES.get(status, "http_error")
-    if status == 413:
-        detail = "the request body is larger than the service accepts"
-    elif isinstance(exc, NotFoundException):
-        detail = "no such resource"
-    else:
-        detail = str(exc.detail)
-    return _json(status, {"error": code, "detail": detail}, headers=exc.headers)
+# Litestar's own errors, as the service's: (error type, the sentence; None: Litestar's detail).
+_FRAMEWORK_ERRORS: dict[int, tuple[type[GovernanceError], str | None]] = {
+    400: (BadRequest, None),
+    404: (NotFound, "no such resource"),
+    405: (MethodNotAllowed, None),
+    413: (PayloadTooLarge, "the request body is larger than the service accepts"),
+}
+
+
+def http_error_handler(request: Request, exc: HTTPException) -> Response:
+    """An error Litestar raised (routing, body size, parameters) as one of the service's types;
+    any other is a failure of the service (500)."""
+    if exc.status_code not in _FRAMEWORK_ERRORS:
+        return internal_error_handler(request, exc)
+    error_type, detail = _FRAMEWORK_ERRORS[exc.status_code]
+    return governance_error_handler(request, error_type(detail or str(exc.detail), headers=exc.headers))
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _json(500, {"error": "internal_error", "detail": "the service failed; nothing was stored"})
+    return governance_error_handler(request, InternalError("the service failed; nothing was stored"))
 
 
 def database_error_handler(request: Request, exc: DBAPIError) -> Response:
@@ -234,13 +239,16 @@ def nests_deeper_than(raw: bytes, limit: int) -> bool:
 
 
 async def check_input(request: Request) -> None:
-    """The app-wide ``before_request`` hook: :func:`strict_body`, then :func:`reject_nul`.
+    """The app-wide ``before_request`` hook: :func:`authenticate_caller`, then
+    :func:`strict_body`, then :func:`reject_nul`.
 
     A hook, not guards: Litestar copies the route handler for every guard it calls and runs a
     synchronous guard in a worker thread, which on the hottest routes cost more than the
-    checks themselves. It runs after the route's own guards (an API key is checked before
-    the body) and before the handler's arguments are parsed.
+    checks themselves. It runs before the handler's arguments are parsed and its dependencies
+    resolved, so an API key is checked before the body is read: a caller without a valid key
+    learns nothing about what the body should be.
     """
+    await authenticate_caller(request)
     handler = request.route_handler
     await strict_body(request, handler)
     reject_nul(request, handler)
@@ -281,29 +289,88 @@ def reject_nul(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise BadRequest("the path or the query contains the NUL character (%00)", code="nul_character")
 
 
-def _bearer(connection: ASGIConnection) -> str | None:
-    header = connection.headers.get("authorization", "")
+# --- API keys --------------------------------------------------------------------------------
+#
+# An operation that takes an API key says so once, in its OpenAPI security requirement:
+# ``security=api_key("operator")`` (a key of that role is required) or
+# ``api_key("guardian", optional=True)`` (a key is one way of calling it). check_input enforces
+# exactly what the document declares, before the body is read; a handler that needs to know
+# who called asks for the ``caller`` dependency (``NamedDependency[Caller]``, or
+# ``NamedDependency[Caller | None]`` where the key is optional).
+
+
+def api_key(role: str, *, optional: bool = False) -> list[SecurityRequirement]:
+    """The security requirement of an operation a key of ``role`` may call: the OpenAPI
+    document's declaration, and what :func:`authenticate_caller` enforces."""
+    if role not in ROLES:
+        raise ValueError(f"no API key role {role!r} (roles: {', '.join(ROLES)})")
+    return [{}, {role: []}] if optional else [{role: []}]
+
+
+def key_requirement(handler: BaseRouteHandler) -> tuple[str, bool] | None:
+    """The role an operation's security requirement names and whether the key is optional;
+    None for an operation that takes no key."""
+    security = handler.resolve_security() if isinstance(handler, HTTPRouteHandler) else []
+    if not security:
+        return None
+    named = [requirement for requirement in security if requirement]
+    anonymous = len(security) - len(named)  # an empty requirement: callable without a key
+    if len(named) != 1 or len(named[0]) != 1 or anonymous > 1 or next(iter(named[0])) not in ROLES:
+        raise ImproperlyConfiguredException(
+            f"{handler}: security {security!r} is not one API key role (declare it with api_key())")
+    return next(iter(named[0])), anonymous == 1
+
+
+def check_key_requirements(app: Litestar) -> None:
+    """Refuse, at start, an operation whose security the service cannot enforce, or a handler
+    that asks for the caller without declaring which key it takes."""
+    for route in app.routes:
+        for handler in route.route_handlers:
+            if key_requirement(handler) is None and "caller" in handler.parsed_fn_signature.parameters:
+                raise ImproperlyConfiguredException(
+                    f"{handler}: asks for the caller but declares no API key (security=api_key(...))")
+
+
+_CALLER = "governance.caller"  # where authenticate_caller keeps the caller in the request's state
+
+
+def _bearer(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
 
 
-def require_role(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
-    """A guard admitting only an active API key of ``role`` (401 / 403 otherwise)."""
+def _authenticate(runtime: Runtime, presented: str | None, role: str) -> Caller:
+    with session_scope(runtime.engine, write=False) as session:
+        return authenticate(session, presented, role)
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        with session_scope(runtime_of(connection).engine, write=False) as session:
-            authenticate(session, _bearer(connection), role)
 
-    guard.__name__ = f"require_{role}"
-    return guard
+async def authenticate_caller(request: Request) -> None:
+    """Check the API key of an operation that takes one (401 missing, unknown or revoked key;
+    403 a key of another role) and keep the caller for :func:`provide_caller`. An optional key
+    is checked when an ``Authorization`` header is sent at all."""
+    requirement = key_requirement(request.route_handler)
+    if requirement is None:
+        return
+    role, optional = requirement
+    header = request.headers.get("authorization", "")
+    caller = None
+    if header or not optional:
+        runtime = runtime_of(request)
+        caller = await read(runtime, _authenticate, runtime, _bearer(header), role)
+    request.state[_CALLER] = caller
+
+
+def provide_caller(request: Request) -> Caller | None:
+    """The ``caller`` dependency: who called this operation (:func:`authenticate_caller`)."""
+    return request.state.get(_CALLER)
 
 
 SECURITY_COMPONENTS = Components(
     security_schemes={
         role: SecurityScheme(type="http", scheme="bearer", description=f"an API key of role {role}")
-        for role in ("operator", "executor", "guardian")
+        for role in ROLES
     }
 )
 

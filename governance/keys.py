@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+import msgspec
 from sqlmodel import Session, select
 
 from governance.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -27,6 +28,15 @@ class CreatedKey:
     role: str
     key: str  # the secret, shown once
     prefix: str
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who called a protected operation: the API key that authenticated the request."""
+
+    key_id: int
+    role: str
+    prefix: str  # the key's first characters, as ``dao keys list`` shows them
+    label: str
 
 
 def _hash(key: str) -> str:
@@ -68,8 +78,8 @@ def revoke_key(session: Session, key_id: int, *, now: int) -> ApiKey:
     return row
 
 
-def authenticate(session: Session, presented: str | None, role: str) -> ApiKey:
-    """The active key row for ``presented``, if it belongs to ``role``.
+def authenticate(session: Session, presented: str | None, role: str) -> Caller:
+    """The caller presenting the active key ``presented``, if the key belongs to ``role``.
 
     Missing, unknown and revoked keys are 401; a valid key of another role is 403.
     """
@@ -87,4 +97,5 @@ def authenticate(session: Session, presented: str | None, role: str) -> ApiKey:
         raise Unauthorized("the API key was revoked", code="revoked_api_key")
     if row.role != role:
         raise Forbidden(f"this operation needs an {role} key, not an {row.role} key", code="wrong_role")
-    return row
+    assert row.id is not None
+    return Caller(key_id=row.id, role=row.role, prefix=row.prefix, label=row.label)

@@ -1,5 +1,5 @@
-"""Per-client rate limiting: a token bucket per client address, answering 429 with
-``Retry-After``.
+"""Per-client rate limiting: a token bucket per client address; past it, 429
+(:class:`~governance.errors.RateLimited`) with ``Retry-After``.
 
 Litestar's own limiter keeps a list of request times per client (O(limit) per request) and
 sends no ``Retry-After``; a token bucket is O(1) and says exactly when to come back. Buckets
@@ -15,13 +15,14 @@ proxy, name a new address per request and never be limited.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
 from collections import OrderedDict
 
 from litestar.types import ASGIApp, Receive, Scope, Send
+
+from governance.errors import RateLimited
 
 EXEMPT_PATHS = ("/health",)
 MAX_CLIENTS = 100_000  # oldest buckets are dropped beyond this; a dropped client starts full
@@ -67,12 +68,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry = max(1, math.ceil(wait))
-        body = json.dumps({"error": "rate_limited",
-                           "detail": f"too many requests from {client}; retry in {retry} s"}).encode()
-        await send({"type": "http.response.start", "status": 429,
-                    "headers": [(b"content-type", b"application/json"), (b"retry-after", str(retry).encode()),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        # answered like every error, by the app's one mapping (governance.http)
+        raise RateLimited(f"too many requests from {client}; retry in {retry} s", retry_after=retry)
 
 
 def rate_limit_middleware(per_minute: int, burst: int):

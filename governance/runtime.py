@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from governance.clock import Clock
-from governance.errors import ServiceUnavailable
+from governance.errors import NotInitialised
 from governance.models import Deployment
 from governance.ports import CancelGuard, JournalReader, PowerSource, RecordedHeads, TokenLedger, TreasuryReader
 from governance.settings import Settings
@@ -69,11 +69,11 @@ class Runtime:
     def load_deployment(self) -> Runtime:
         """Read the deployment's salt; a database without one was never initialised."""
         with Session(self.engine) as session:
-            row = session.get(Deployment, 1)
-        if row is None:
-            raise ServiceUnavailable(
-                "this database holds no deployment: run `dao init` first", code="not_initialised"
-            )
+            migrated = inspect(self.engine).has_table(Deployment.__tablename__)
+            row = session.get(Deployment, 1) if migrated else None
+        if row is None:  # a start-up refusal, never a response: every process loads it before serving
+            database = self.engine.url.render_as_string(hide_password=True)
+            raise NotInitialised(f"the database {database} holds no deployment: run `dao init` first")
         self.salt = row.salt
         return self
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import session_scope
-from governance.http import AppRuntime, ProposalId, errors, read
-from governance.keys import authenticate
+from governance.http import AppRuntime, ProposalId, api_key, errors, read
+from governance.keys import Caller
 from governance.runtime import Runtime
 from governance.signatures import Envelope
 from proposals import service
@@ -58,15 +58,13 @@ class ProposalController(Controller):
     @post("/{proposal_id:str}/cancel", operation_id="cancelProposal", sync_to_thread=True, status_code=200,
           summary="Cancel: a signed Cancel by the proposer (while pending) or a guardian address, "
                   "or a guardian API key (Authorization: Bearer) before executed",
-          security=[{}, {"guardian": []}],
+          security=api_key("guardian", optional=True),
           responses=errors(400, 401, 403, 404, 409, 413, 422))
-    def cancel(self, request: Request, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-               runtime: AppRuntime, data: JSONBody[Envelope | None] = None) -> ProposalRead:
-        key_id = None
-        if request.headers.get("authorization"):
-            token = request.headers["authorization"].partition(" ")[2].strip()
-            key_id = authenticate(db, token, "guardian").id
-        proposal = service.cancel_proposal(db, runtime, proposal_id, envelope=data, guardian_key_id=key_id)
+    def cancel(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
+               runtime: AppRuntime, caller: NamedDependency[Caller | None],
+               data: JSONBody[Envelope | None] = None) -> ProposalRead:
+        proposal = service.cancel_proposal(db, runtime, proposal_id, envelope=data,
+                                           guardian_key_id=caller.key_id if caller else None)
         return render(db, runtime, [proposal])[0]
 
 

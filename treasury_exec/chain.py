@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from governance.errors import ServiceUnavailable, Unprocessable
+from governance.errors import ServiceUnavailable
 from governance.failpoints import failpoint
 from governance.settings import Settings, SettingsError
 
@@ -174,9 +174,9 @@ class ChainClient:
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (TransactionNotFound, Unprocessable):
-            raise
-        except (Web3RPCError, ContractLogicError):  # the node answered: a refusal or a revert, no outage
+        except (Web3RPCError, ContractLogicError):
+            # the node answered, no outage: a refusal, a revert, or no such transaction
+            # (web3's TransactionNotFound is a Web3RPCError: callers catch it by name)
             raise
         except Exception as exc:  # connection refused, timeouts, malformed answers
             raise ServiceUnavailable(f"the chain RPC failed: {type(exc).__name__}", code="rpc_unavailable") from exc

@@ -42,7 +42,7 @@ def verify(make_runtime: Callable[[], Runtime], expected: list[RecordedHead]) ->
     """Check the journal's hash chain and recompute every table derived from it (balances, token
     checkpoints, the head); check every journal head recorded by proposals and tally results, and
     each --expect, against the chain. Names the first difference; exit status 1 if any."""
-    rt = make_runtime()
+    rt = make_runtime().load_deployment()  # the journal starts with the deployment
     # one snapshot of the database for the whole check, however long it takes: rows another
     # process appends meanwhile are not half seen
     engine = rt.engine if is_sqlite(rt.engine) else rt.engine.execution_options(isolation_level="REPEATABLE READ")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryParameter
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import AppRuntime, errors, require_role
-from governance.keys import authenticate
+from governance.http import AppRuntime, api_key, errors
+from governance.keys import Caller
 from treasury_exec import executions, external, reservations, service
 from treasury_exec.executions import chain_assets
 from treasury_exec.models import Buyback, Deposit, ParameterVersion, Purchase
@@ -36,9 +36,6 @@ from treasury_exec.schemas import (
     TreasuryRead,
 )
 from treasury_exec.views import execution_read, execution_reads
-
-OPERATOR = [{"operator": []}]
-EXECUTOR = [{"executor": []}]
 
 
 def _purchase(p: Purchase) -> PurchaseRead:
@@ -109,8 +106,8 @@ class TreasuryController(Controller):
     def history(self, db: NamedDependency[Session], kind: FromQuery[str | None] = None) -> HistoryRead:
         return HistoryRead(items=[parameter_read(v) for v in service.history(db, kind)])
 
-    @post("/purchases", operation_id="recordPurchase", sync_to_thread=True, guards=[require_role("operator")],
-          security=OPERATOR, summary="Record a paid purchase: mint tokens at the price in force, split revenue",
+    @post("/purchases", operation_id="recordPurchase", sync_to_thread=True, security=api_key("operator"),
+          summary="Record a paid purchase: mint tokens at the price in force, split revenue",
           description=IDEMPOTENT.format(what="purchase"), responses=errors(400, 401, 403, 409, 413, 422))
     def purchase(self, data: JSONBody[PurchaseCreate], db: NamedDependency[Session],
                  runtime: AppRuntime) -> Response[PurchaseRead]:
@@ -118,8 +115,8 @@ class TreasuryController(Controller):
                                                reference=data.reference)
         return Response(_purchase(row), status_code=201 if created else 200)
 
-    @post("/buybacks", operation_id="recordBuyback", sync_to_thread=True, guards=[require_role("operator")],
-          security=OPERATOR, summary="Record a buyback: pay from the buybacks bucket, burn the tokens bought",
+    @post("/buybacks", operation_id="recordBuyback", sync_to_thread=True, security=api_key("operator"),
+          summary="Record a buyback: pay from the buybacks bucket, burn the tokens bought",
           description=IDEMPOTENT.format(what="buyback"), responses=errors(400, 401, 403, 409, 413, 422))
     def buyback(self, data: JSONBody[BuybackCreate], db: NamedDependency[Session],
                 runtime: AppRuntime) -> Response[BuybackRead]:
@@ -127,8 +124,8 @@ class TreasuryController(Controller):
                                               tokens=int(data.tokens), reference=data.reference)
         return Response(_buyback(row), status_code=201 if created else 200)
 
-    @post("/deposits", operation_id="recordDeposit", sync_to_thread=True, guards=[require_role("operator")],
-          security=OPERATOR, summary="Credit on-chain funds the treasury received to a bucket",
+    @post("/deposits", operation_id="recordDeposit", sync_to_thread=True, security=api_key("operator"),
+          summary="Credit on-chain funds the treasury received to a bucket",
           description=IDEMPOTENT.format(what="deposit"), responses=errors(400, 401, 403, 409, 413, 422))
     def deposit(self, data: JSONBody[DepositCreate], db: NamedDependency[Session],
                 runtime: AppRuntime) -> Response[DepositRead]:
@@ -159,18 +156,18 @@ class ExecutionController(Controller):
         return execution_read(db, external.get_execution(db, execution_id))
 
     @post("/{execution_id:str}/claim", operation_id="claimExecution", sync_to_thread=True, status_code=200,
-          guards=[require_role("executor")], security=EXECUTOR,
+          security=api_key("executor"),
           summary="Lease an external execution and reserve its amount (an expired lease may be claimed again)",
-          description="409 `not_claimable` when another executor holds it, `insufficient_funds` when the bucket "
-                      "cannot cover it, `execution_expired` (with `status`) after the proposal's deadline.",
-          responses=errors(400, 401, 403, 404, 409, 503))
-    def claim(self, request: Request, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
-              runtime: AppRuntime) -> ExecutionRead:
-        ex = external.lease_to_executor(db, runtime, execution_id, _executor(request, db))
+          description="409 `not_claimable` when another executor holds it, `execution_expired` (with `status`) "
+                      "after the proposal's deadline; 422 `insufficient_funds` when the bucket cannot cover it.",
+          responses=errors(400, 401, 403, 404, 409, 422, 503))
+    def claim(self, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
+              runtime: AppRuntime, caller: NamedDependency[Caller]) -> ExecutionRead:
+        ex = external.lease_to_executor(db, runtime, execution_id, _executor(caller))
         return execution_read(db, ex)
 
     @post("/{execution_id:str}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,
-          guards=[require_role("executor")], security=EXECUTOR,
+          security=api_key("executor"),
           summary="Report the transfer made (transaction hash, checked on chain) or a reference",
           description="200 when recorded, and again for the identical completion; 409 for a different one, "
                       "for a transaction that completed another execution (`tx_already_used`) and after the "
@@ -180,26 +177,27 @@ class ExecutionController(Controller):
                       "confirmations (`tx_unconfirmed`); a transaction hash for an off-chain asset is 422 "
                       "`tx_hash_not_applicable` (give a `reference`).",
           responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
-    def complete(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
-                 db: NamedDependency[Session], runtime: AppRuntime) -> Response[ExecutionRead]:
-        ex, _ = external.complete(db, runtime, execution_id, _executor(request, db), tx_hash=data.tx_hash,
+    def complete(self, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
+                 db: NamedDependency[Session], runtime: AppRuntime,
+                 caller: NamedDependency[Caller]) -> Response[ExecutionRead]:
+        ex, _ = external.complete(db, runtime, execution_id, _executor(caller), tx_hash=data.tx_hash,
                                   reference=data.reference)
         return Response(execution_read(db, ex), status_code=200)
 
     @post("/{execution_id:str}/fail", operation_id="failExecution", sync_to_thread=True, status_code=200,
-          guards=[require_role("executor")], security=EXECUTOR,
+          security=api_key("executor"),
           summary="Give up the lease with a reason; the reservation is released, the execution ready again",
           responses=errors(400, 401, 403, 404, 409, 413))
-    def fail(self, request: Request, execution_id: FromPath[ExecutionId], data: JSONBody[FailRequest],
-             db: NamedDependency[Session], runtime: AppRuntime) -> ExecutionRead:
-        ex = external.fail(db, runtime, execution_id, _executor(request, db), data.reason)
+    def fail(self, execution_id: FromPath[ExecutionId], data: JSONBody[FailRequest],
+             db: NamedDependency[Session], runtime: AppRuntime,
+             caller: NamedDependency[Caller]) -> ExecutionRead:
+        ex = external.fail(db, runtime, execution_id, _executor(caller), data.reason)
         return execution_read(db, ex)
 
 
-def _executor(request: Request, db: Session) -> str:
-    """The executor's identity in leases and attempts: its key id (the guard checked the key)."""
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    return f"key:{authenticate(db, token, 'executor').id}"
+def _executor(caller: Caller) -> str:
+    """The executor's identity in leases and attempts: its key id."""
+    return f"key:{caller.key_id}"
 
 
 ROUTES = [TreasuryController, ExecutionController]

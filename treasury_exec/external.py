@@ -25,7 +25,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from governance.errors import Conflict, GovernanceError, NotFound, Unprocessable
+from governance.errors import Conflict, NotFound, Unprocessable
 from governance.runtime import Runtime
 from proposals.models import Proposal
 from proposals.transitions import lock
@@ -90,11 +90,7 @@ def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: 
         raise Conflict(f"execution {ex_id} is {ex.status}" + (f", leased until {ex.lease_expires_at}"
                        if ex.status == S.CLAIMED else ""), code="not_claimable", extra={"status": ex.status})
     if not reservations.held(session, ex):
-        try:
-            reservations.reserve(session, runtime, ex, now)
-        except Unprocessable as exc:
-            raise Conflict(f"the treasury cannot reserve this spend: {exc.detail}", code=exc.code,
-                           extra={"status": ex.status}) from exc
+        reservations.reserve(session, runtime, ex, now)  # 422 insufficient_funds: the bucket holds less
     claimed_block = ex.claimed_block
     if claimed_block is None and ex.asset in chain_assets(runtime):
         claimed_block = chain_client(runtime).head_block()
@@ -163,11 +159,8 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
             session.flush()
     except IntegrityError as exc:
         raise Conflict(f"transaction {tx_hash} already completed another execution", code="tx_already_used") from exc
-    try:
-        execute(session, runtime, ex, proposal, now, executor, tx_hash=tx_hash,
-                credit_account=f"external:{ex.recipient}" if asset else f"payable:{ex.recipient}")
-    except GovernanceError as exc:
-        raise Conflict(f"the treasury cannot record this spend: {exc.detail}", code=exc.code) from exc
+    execute(session, runtime, ex, proposal, now, executor, tx_hash=tx_hash,
+            credit_account=f"external:{ex.recipient}" if asset else f"payable:{ex.recipient}")
     return ex, True
 
 

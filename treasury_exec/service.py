@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlmodel import Session, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from governance.errors import BadRequest, Unprocessable
 from governance.idempotency import record_once
@@ -38,31 +39,27 @@ def initialise(session: Session, runtime: Runtime) -> None:
         session.add(JournalHead(id=1, seq=0, hash=GENESIS))
     now = runtime.clock.now()
     s = runtime.settings
-    if _latest(session, "price") is None:
+    if session.exec(_latest("price")).first() is None:
         session.add(ParameterVersion(kind="price", value=json.dumps(s.initial_price), created_at=now, origin="initial"))
-    if _latest(session, "allocation") is None:
+    if session.exec(_latest("allocation")).first() is None:
         session.add(ParameterVersion(kind="allocation", value=json.dumps(s.initial_allocation, sort_keys=True),
                                      created_at=now, origin="initial"))
     session.flush()
 
 
-def _latest(session: Session, kind: str) -> ParameterVersion | None:
-    return session.exec(select(ParameterVersion).where(ParameterVersion.kind == kind)
-                        .order_by(ParameterVersion.id.desc()).limit(1)).first()
+def _latest(kind: str) -> SelectOfScalar[ParameterVersion]:
+    return select(ParameterVersion).where(ParameterVersion.kind == kind).order_by(ParameterVersion.id.desc()).limit(1)
 
+
+# ``dao init`` makes the first price and allocation with the deployment, and a process whose
+# database holds none does not start (Runtime.load_deployment): one is always in force.
 
 def price_version(session: Session) -> ParameterVersion:
-    row = _latest(session, "price")
-    if row is None:
-        raise RuntimeError("no price in force: run `dao init`")
-    return row
+    return session.exec(_latest("price")).one()
 
 
 def allocation_version(session: Session) -> ParameterVersion:
-    row = _latest(session, "allocation")
-    if row is None:
-        raise RuntimeError("no allocation in force: run `dao init`")
-    return row
+    return session.exec(_latest("allocation")).one()
 
 
 def price_in_force(session: Session) -> int:

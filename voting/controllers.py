@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import AppRuntime, ProposalId, errors, require_role
+from governance.http import AppRuntime, ProposalId, api_key, errors
 from governance.signatures import Envelope, verify_accepted
 from voting import service
 from voting.export import build_export
@@ -77,7 +77,7 @@ class PowerController(Controller):
                          snapshot=SnapshotRef(source=snap.source, ref=snap.ref, total=str(snap.total)))
 
     @post("/v1/power/holder-lists", operation_id="uploadHolderList", sync_to_thread=True,
-          guards=[require_role("operator")], security=[{"operator": []}],
+          security=api_key("operator"),
           summary="Upload a holder list (source holders-file); proposals created from now on use it",
           description="201 when stored. With a `reference`: 200 with the stored list when the same list "
                       "(holders in any order, same label) was uploaded under it before; 409 "

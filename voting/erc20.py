@@ -13,7 +13,7 @@ a reorg from changing the weights under a live proposal.
 from __future__ import annotations
 
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3Exception
+from web3.exceptions import ContractLogicError
 
 from governance.errors import ServiceUnavailable
 
@@ -47,10 +47,7 @@ class Erc20PowerSource:
             return fn(*args, **kwargs)
         except ContractLogicError:
             raise
-        except (Web3Exception, OSError, ValueError) as exc:
-            raise ServiceUnavailable(f"the chain RPC failed ({type(exc).__name__}); nothing was stored",
-                                     code="rpc_unavailable") from exc
-        except Exception as exc:  # requests' connection errors and the like
+        except Exception as exc:  # web3's errors, requests' connection errors and the like
             raise ServiceUnavailable(f"the chain RPC failed ({type(exc).__name__}); nothing was stored",
                                      code="rpc_unavailable") from exc
 

@@ -279,7 +279,7 @@ def test_external_claim_reserves_the_spend_until_it_ends(gov, runtime, executor_
     assert claimed.status_code == 200
     # the executor pays now; nothing may drain the bucket before it reports: a second claim is refused
     r = gov.client.post(f"/v1/executions/{second}/claim", headers=auth)
-    assert r.status_code == 409 and r.json()["error"] == "insufficient_funds", r.text
+    assert r.status_code == 422 and r.json()["error"] == "insufficient_funds", r.text
     assert gov.client.get(f"/v1/executions/{second}").json()["status"] == "ready"  # stored nothing
     assert claimed.json()["reserved"] == "1500000"
     assert development(gov) == (500_000, 1_500_000)
@@ -351,3 +351,46 @@ def test_execution_status_filter_rejects_unknown_statuses(gov) -> None:
     for status in ("bogus", "READY", "running", "settling", ""):
         r = gov.client.get("/v1/executions", params={"status": status})
         assert r.status_code == 400 and r.json()["error"] == "invalid_filter", (status, r.text)
+
+
+@pytest.mark.parametrize("settings_overrides", [{**SETTINGS, "spend_cap_bps": 10_000}])
+def test_a_completion_the_bucket_cannot_pay_is_422_insufficient_funds(gov, runtime, executor_key) -> None:
+    """A claim made before reservations existed holds none: its completion is paid from the
+    bucket, and a bucket holding less refuses it as every journal write does (422
+    insufficient_funds, nothing stored), not as a 409 carrying the 422's code."""
+    from governance.db import session_scope
+    from treasury_exec import reservations
+    from treasury_exec.models import Execution
+
+    first, second = external_spends(gov, [1_500_000, 1_500_000])
+    auth = ex_auth(executor_key)
+    assert gov.client.post(f"/v1/executions/{first}/claim", headers=auth).status_code == 200
+    with session_scope(runtime.engine) as s:  # the first claim as an earlier version made it: nothing reserved
+        reservations.release(s, runtime, s.get(Execution, first), runtime.clock.now())
+    assert gov.client.post(f"/v1/executions/{second}/claim", headers=auth).status_code == 200
+    assert development(gov) == (500_000, 1_500_000)
+    r = gov.client.post(f"/v1/executions/{first}/complete", headers=auth, json={"reference": "wire-1"})
+    assert r.status_code == 422 and r.json()["error"] == "insufficient_funds", r.text
+    assert set(r.json()) == {"error", "detail"}
+    assert gov.client.get(f"/v1/executions/{first}").json()["status"] == "claimed"  # stored nothing
+    assert count(runtime, JournalEntry, JournalEntry.kind == "spend") == 0
+
+
+def test_an_executor_call_reads_its_key_once(gov, runtime, executor_key) -> None:
+    """The key was checked by a guard, then read again by the handler for the executor's id."""
+    from sqlalchemy import event
+
+    (ex,) = external_spends(gov, [100_000])
+    lookups: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:
+        if "FROM api_key" in statement:
+            lookups.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", count)
+    try:
+        r = gov.client.post(f"/v1/executions/{ex}/claim", headers=ex_auth(executor_key))
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", count)
+    assert r.status_code == 200, r.text
+    assert len(lookups) == 1, lookups

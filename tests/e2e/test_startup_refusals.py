@@ -107,3 +107,14 @@ def test_init_refuses_before_writing_an_existing_database(database_url: str, tmp
     rt = bootstrap(load_settings(env={}, database_url=database_url))
     assert rt.load_deployment().salt.startswith("0x")
     rt.close()
+
+
+@pytest.mark.parametrize("command", ["serve", "scheduler"])
+def test_processes_refuse_a_database_without_a_deployment(database_url: str, tmp_path: Path, command: str) -> None:
+    """A migrated database nobody initialised: no process serves or schedules; the message names
+    the database (a 503 per request before)."""
+    code, err = outcome(start(COMMANDS[command], dao_env(database_url, tmp_path / "clock")))
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: the database ") and database_url.rsplit("/", 1)[1] in last, err[-2000:]
+    assert last.endswith("holds no deployment: run `dao init` first"), err[-2000:]
