@@ -17,6 +17,8 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
@@ -132,6 +134,18 @@ class SignedTransfer:
 
 
 @dataclass(frozen=True)
+class NonceUse:
+    """What confirmed blocks show of a nonce (:meth:`ChainClient.nonce_use`): ``free`` (no
+    transaction used it yet), ``used`` by ``tx_hash`` (lowercase) in ``block``, or ``unknown``
+    (the node could not tell: ``why``)."""
+
+    status: str
+    tx_hash: str = ""
+    block: int = -1
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Receipt:
     tx_hash: str
     ok: bool
@@ -151,6 +165,21 @@ class TransferCheck:
 def sender_of(raw: str) -> str:
     """The EIP-55 account that signed a raw transaction."""
     return Account.recover_transaction(raw)
+
+
+def decode(raw: str) -> dict[str, Any]:
+    """The fields of a raw (EIP-1559) transaction: nonce, gas, maxFeePerGas, value, …"""
+    return TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+
+
+def max_cost(tx: dict[str, Any]) -> int:
+    """The most a transaction may take from its sender's native balance: its gas limit at its
+    maximum fee per gas, plus the value it sends."""
+    return tx["gas"] * tx["maxFeePerGas"] + tx.get("value", 0)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex().removeprefix("0x").lower()
 
 
 def load_treasury_account(settings: Settings) -> LocalAccount:
@@ -187,30 +216,82 @@ class ChainClient:
     def head_block(self) -> int:
         return self._call(lambda: self.w3.eth.block_number)
 
-    def nonce_taken(self, address: str, nonce: int, confirmations: int) -> bool:
-        """Whether a transaction of ``address`` with ``nonce`` is mined in a block that has
-        ``confirmations`` already (so no other transaction with that nonce can land)."""
-        block = max(self.head_block() - max(confirmations, 1) + 1, 0)
-        return self._call(self.w3.eth.get_transaction_count, address, block) > nonce
+    def nonce_use(self, address: str, nonce: int, confirmations: int) -> NonceUse:
+        """Which transaction used ``address``'s ``nonce`` in a block with ``confirmations`` on
+        top (so no other transaction with that nonce can land), found, never inferred from an
+        absence: the first block whose state counts more than ``nonce`` transactions of the
+        account (searched downward from the newest confirmed block in doubling steps, then
+        bisected), and in that block the account's transaction with that nonce. A node that
+        cannot answer (an outage, a backend behind the others, the state of an older block than
+        it keeps: nodes other than archive nodes keep about the last 128 blocks) or answers that
+        disagree make it ``unknown``, never ``free`` or ``used``."""
+        try:
+            top = self.head_block() - max(confirmations, 1) + 1
+            if top < 0 or self._sent(address, top) <= nonce:
+                return NonceUse("free")
+            hi, step = top, 1  # the account has sent more than `nonce` transactions by block hi
+            while True:
+                lo = max(hi - step, 0)
+                if self._sent(address, lo) <= nonce:
+                    break
+                if lo == 0:
+                    return NonceUse("unknown", why=f"the node counts nonce {nonce} as used in the genesis block")
+                hi, step = lo, 2 * step
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self._sent(address, mid) > nonce:
+                    hi = mid
+                else:
+                    lo = mid
+            block = self._call(self.w3.eth.get_block, hi, True)
+        except (Web3RPCError, ServiceUnavailable) as exc:
+            return NonceUse("unknown", why=f"the node could not answer ({str(exc)[:200]})")
+        for tx in block["transactions"]:
+            if Web3.to_checksum_address(tx["from"]) == Web3.to_checksum_address(address) and tx["nonce"] == nonce:
+                return NonceUse("used", tx_hash=_hex(tx["hash"]), block=hi)
+        return NonceUse("unknown", why=f"block {hi} holds no transaction of {address} with nonce {nonce}, "
+                        "though the node's state says it does")
 
-    def sign_transfer(self, account: LocalAccount, asset: ChainAsset, recipient: str, amount: int,
-                      nonce: int) -> SignedTransfer:
+    def _sent(self, address: str, block: int) -> int:
+        """How many transactions ``address`` had sent by the end of ``block``."""
+        return self._call(self.w3.eth.get_transaction_count, address, block)
+
+    def transfer_tx(self, sender: str, asset: ChainAsset, recipient: str, amount: int, nonce: int) -> dict[str, Any]:
+        """The unsigned transaction paying ``amount`` of ``asset`` from ``sender`` to ``recipient``."""
         eth = self.w3.eth
         chain_id = self._call(lambda: eth.chain_id)
         tip = self._call(lambda: eth.max_priority_fee)
         base = self._call(eth.get_block, "latest")["baseFeePerGas"]
-        tx: dict[str, Any] = {"from": account.address, "nonce": nonce, "chainId": chain_id,
+        tx: dict[str, Any] = {"from": sender, "nonce": nonce, "chainId": chain_id,
                               "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
         if asset.native:
-            tx |= {"to": Web3.to_checksum_address(recipient), "value": amount, "gas": 21_000}
-        else:
-            token = eth.contract(address=asset.token, abi=ERC20_ABI)
-            call = token.functions.transfer(Web3.to_checksum_address(recipient), amount)
-            tx["gas"] = int(self._call(call.estimate_gas, {"from": account.address}) * 12 // 10)
-            tx = call.build_transaction(tx)
+            return tx | {"to": Web3.to_checksum_address(recipient), "value": amount, "gas": 21_000}
+        token = eth.contract(address=asset.token, abi=ERC20_ABI)
+        call = token.functions.transfer(Web3.to_checksum_address(recipient), amount)
+        tx["gas"] = int(self._call(call.estimate_gas, {"from": sender}) * 12 // 10)
+        return call.build_transaction(tx)
+
+    def gas_shortfall(self, address: str, tx: dict[str, Any], in_flight: list[str]) -> str | None:
+        """Why ``address`` cannot pay for ``tx`` (None when it can): its native balance must cover
+        the most ``tx`` may take (:func:`max_cost`) after the most each of ``in_flight`` (raw
+        transactions of ours, signed and not mined yet) may take. A node refuses a transaction
+        its sender cannot pay for, and a signed transfer then only waits."""
+        head = self.head_block()
+        balance = self._call(self.w3.eth.get_balance, address, head)
+        sent = self._sent(address, head)
+        ahead = [t for t in (decode(raw) for raw in in_flight if sender_of(raw) == address) if t["nonce"] >= sent]
+        before, cost = sum(map(max_cost, ahead)), max_cost(tx)
+        if balance >= before + cost:
+            return None
+        after = f", after {before} for {len(ahead)} transfer(s) in flight" if ahead else ""
+        return (f"the treasury account {address} holds {balance} wei of the native coin; this transfer may take "
+                f"up to {cost} (gas {tx['gas']} at most {tx['maxFeePerGas']} wei each, plus a value of "
+                f"{tx.get('value', 0)}){after}")
+
+    @staticmethod
+    def sign(account: LocalAccount, tx: dict[str, Any]) -> SignedTransfer:
         signed = account.sign_transaction(tx)
-        return SignedTransfer(tx_hash="0x" + signed.hash.hex().removeprefix("0x"),
-                              raw="0x" + signed.raw_transaction.hex().removeprefix("0x"), nonce=nonce)
+        return SignedTransfer(tx_hash=_hex(signed.hash), raw=_hex(signed.raw_transaction), nonce=tx["nonce"])
 
     def broadcast(self, signed: SignedTransfer) -> None:
         """Send the stored bytes; a node that already has them (or mined them) is fine."""

@@ -47,7 +47,7 @@ from proposals.models import Proposal
 from proposals.service import process_actor
 from proposals.transitions import lock, record_event, transition
 from treasury_exec import journal, reservations, service
-from treasury_exec.chain import ChainAsset, ChainClient, SignedTransfer, sender_of
+from treasury_exec.chain import ChainAsset, ChainClient, Receipt, SignedTransfer, sender_of
 from treasury_exec.journal import Posting
 from treasury_exec.models import ChainNonce, Execution, ExecutionAttempt
 from treasury_exec.status import IN_FLIGHT, TERMINAL, TRANSITIONS, ExecutionStatus
@@ -240,8 +240,9 @@ def run_internal(session: Session, runtime: Runtime, ex_id: int, now: int) -> bo
 
 def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> SignedTransfer | None:
     """Reserve the amount of a ready ``chain`` execution and store its signed transfer (not yet
-    broadcast): ``ready`` → ``signed``. A bucket that cannot pay is a failed attempt, and nothing
-    is signed."""
+    broadcast): ``ready`` → ``signed``. A bucket that cannot pay, or a treasury account without
+    the native coin for the fee (``insufficient_gas``), is a failed attempt, and nothing is
+    signed."""
     taken = _lock_if(session, ex_id, S.READY, now)
     if taken is None or not_runnable(*taken, now):
         return None
@@ -263,7 +264,16 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
     if nonce_row is None:
         nonce_row = ChainNonce(address=account.address, next_nonce=0)
     nonce = max(nonce_row.next_nonce, client.pending_nonce(account.address))
-    signed = client.sign_transfer(account, asset, ex.recipient, ex.amount, nonce)
+    tx = client.transfer_tx(account.address, asset, ex.recipient, ex.amount, nonce)
+    # gas money, before signing: a node refuses a transfer its sender cannot pay for, and a
+    # signed one can neither expire nor be canceled, only wait. The transfers signed before
+    # this one (read under the nonce's lock, so every signer sees them) may take theirs first.
+    in_flight = session.exec(select(Execution.signed_tx).where(Execution.status == S.SIGNED)).all()
+    short = client.gas_shortfall(account.address, tx, [raw for raw in in_flight if raw])
+    if short:
+        fail_attempt(session, runtime, ex, now, actor, f"insufficient_gas: {short}")
+        return None
+    signed = client.sign(account, tx)
     # The binding check: the reservation, under the journal head's lock, taken after the RPC
     # calls so that other journal writers wait for this commit only, never for the node.
     try:
@@ -280,44 +290,51 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
 
 
 def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> str:
-    """Act on a stored transfer: ``pending`` (broadcast again, harmlessly), ``done``
-    (journaled from its reservation, proposal executed), ``reverted`` or ``dropped`` (its
-    nonce was taken by another transaction, so it can never land): both release the
-    reservation as a failed attempt. ``failed``: it landed but could not be journaled."""
+    """Act on a stored transfer: ``pending`` (broadcast again, harmlessly, or waiting for
+    confirmations or for evidence), ``done`` (journaled from its reservation, proposal
+    executed), ``reverted`` or ``dropped`` (another transaction used its nonce, so it can never
+    land): both release the reservation as a failed attempt. ``failed``: it landed but could not
+    be journaled.
+
+    "Dropped" needs positive evidence: the transaction that used the nonce, found in a block
+    with ``confirmations`` on top, and not ours. No receipt proves nothing (behind a load
+    balancer, a node a few blocks behind has none for a transfer mined a moment ago): while the
+    node cannot tell, the transfer stays in flight, and ``last_error`` says why."""
     ex = session.get(Execution, ex_id)
     if ex is None or ex.status != S.SIGNED or not ex.signed_tx:
         return "skipped"
     client = chain_client(runtime)
     signed = SignedTransfer(tx_hash=ex.tx_hash, raw=ex.signed_tx, nonce=ex.nonce or 0)
     need = max(runtime.settings.confirmations, 1)
-    # read before the receipt: if the nonce was taken in a confirmed block and ours still has no
-    # receipt afterwards, the transaction that took it was not ours
-    taken = client.nonce_taken(sender_of(signed.raw), signed.nonce, need)
     receipt = client.receipt(signed.tx_hash)
-    if receipt is None and not taken:
-        try:
-            client.broadcast(signed)
-        except Web3RPCError as exc:  # the node refuses it (fees, gas money): say so, keep trying
-            _note(session, ex, f"the node refuses the transfer for now: {exc}", now)
+    taken_by = None
+    if receipt is None:
+        use = client.nonce_use(sender_of(signed.raw), signed.nonce, need)
+        if use.status == "free":
+            receipt = _broadcast(session, client, ex, signed, now)
+            if receipt is None:
+                return "pending"
+        elif use.status == "unknown":
+            _note(session, ex, f"cannot tell whether nonce {signed.nonce} was used, and by which transaction: "
+                  f"{use.why}; the transfer stays in flight and is looked up again", now)
             return "pending"
-        receipt = client.receipt(signed.tx_hash)
-    if receipt is None and not taken:
-        proposal = session.get(Proposal, ex.proposal_id)
-        if proposal is not None and now >= (proposal.deadline or 0):
-            # it may still land (and would then be journaled); only its nonce can stop it
-            _note(session, ex, f"not mined by the deadline: a transaction with nonce {signed.nonce} from the "
-                  "treasury account (say, a zero-value transfer to itself) ends it", now)
-        return "pending"
-    if receipt is not None and receipt.ok and receipt.confirmations < need:
-        return "pending"
+        elif use.tx_hash == signed.tx_hash.lower():
+            _note(session, ex, f"mined in block {use.block}; the node has no receipt for it yet", now)
+            return "pending"
+        else:
+            taken_by = use
+    if receipt is not None and receipt.confirmations < need:
+        return "pending"  # a reverted one too: a reorganisation may still mine it elsewhere
     actor = process_actor()
     held = _lock_if(session, ex_id, S.SIGNED, now)
     if held is None:
         return "skipped"
     ex, proposal = held
     if receipt is None:
-        fail_attempt(session, runtime, ex, now, actor, f"nonce {signed.nonce} was used by another transaction: "
-                     "this transfer can never land", tx_hash=signed.tx_hash)
+        assert taken_by is not None
+        fail_attempt(session, runtime, ex, now, actor, f"nonce {signed.nonce} was used by transaction "
+                     f"{taken_by.tx_hash} in block {taken_by.block}: this transfer can never land",
+                     tx_hash=signed.tx_hash)
         return "dropped"
     if not receipt.ok:
         fail_attempt(session, runtime, ex, now, actor, "the transfer reverted on chain", tx_hash=signed.tx_hash)
@@ -343,6 +360,24 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     session.flush()
     log.error("execution %s: %s", ex_id, reason)
     return "failed"
+
+
+def _broadcast(session: Session, client: ChainClient, ex: Execution, signed: SignedTransfer,
+               now: int) -> Receipt | None:
+    """Send a stored transfer whose nonce is still free (again: harmless); its receipt if it is
+    mined already, else None, with a note on the execution when it is not moving."""
+    try:
+        client.broadcast(signed)
+    except Web3RPCError as exc:  # the node refuses it (fees, gas money): say so, keep trying
+        _note(session, ex, f"the node refuses the transfer for now: {exc}", now)
+        return None
+    receipt = client.receipt(signed.tx_hash)
+    proposal = session.get(Proposal, ex.proposal_id)
+    if receipt is None and proposal is not None and now >= (proposal.deadline or 0):
+        # it may still land (and would then be journaled); only its nonce can stop it
+        _note(session, ex, f"not mined by the deadline: a transaction with nonce {signed.nonce} from the "
+              "treasury account (say, a zero-value transfer to itself) ends it", now)
+    return receipt
 
 
 def _note(session: Session, ex: Execution, why: str, now: int) -> None:

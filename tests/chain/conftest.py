@@ -105,3 +105,14 @@ def deploy(anvil: Anvil, contracts: dict):
         return anvil.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
 
     return _deploy
+
+
+@pytest.fixture
+def lagging_rpc(anvil: Anvil):
+    """A JSON-RPC proxy in front of anvil (``rpcproxy.LaggingRpc``), honest until a test sets
+    ``lag`` or ``keep_state``."""
+    from tests.chain.rpcproxy import LaggingRpc
+
+    proxy = LaggingRpc(anvil.rpc_url)
+    yield proxy
+    proxy.close()

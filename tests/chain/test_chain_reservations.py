@@ -3,6 +3,7 @@ amount, so no bucket ever pays out more than it holds, and every execution ends 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from eth_account import Account
@@ -27,19 +28,25 @@ from treasury_exec.models import AccountBalance, Execution
 class ChainTreasury:
     """A deployment whose ``community`` bucket holds ``bucket`` USDC in the journal, and whose
     treasury account holds ``on_chain`` USDC on anvil (more than the bucket: the chain would
-    let it overpay)."""
+    let it overpay) and ``gas_money`` wei of the native coin. With ``eth_bucket``, the native
+    coin is asset ``ETH`` (mode chain) too, and the bucket holds that much of it."""
 
     def __init__(self, anvil, deploy, database_url: str, tmp_path: Path, *, bucket: int, on_chain: int,
-                 **overrides) -> None:
+                 gas_money: int = 10**18, eth_bucket: int = 0, **overrides) -> None:
         self.anvil = anvil
         self.token = deploy("PlainToken", "USD Coin", "USDC")
         self.treasury = Account.create()
-        anvil.w3.eth.send_transaction({"from": anvil.accounts[0], "to": self.treasury.address, "value": 10**18})
+        if gas_money:  # the native coin the treasury account pays fees with
+            anvil.w3.eth.send_transaction({"from": anvil.accounts[0], "to": self.treasury.address,
+                                           "value": gas_money})
         self.token.functions.mint(self.treasury.address, on_chain).transact({"from": anvil.accounts[0]})
         self.clock = FileClock(tmp_path / "clock")
         self.clock.set(START)
         settings = settings_for(anvil, self.token.address, self.treasury.key.hex(), tmp_path / "clock",
                                 database_url) | overrides
+        if eth_bucket:
+            settings["chain_assets"] = json.dumps(json.loads(settings["chain_assets"]) | {
+                "ETH": {"native": True, "decimals": 18, "mode": "chain"}})
         self.rt = bootstrap(load_settings(env={}, **settings), clock=self.clock)
         create_deployment(self.rt)
         self._client_cm = TestClient(app=create_app(runtime=self.rt))
@@ -47,18 +54,25 @@ class ChainTreasury:
         self.gov = Gov(self.client, self.rt, make_key(self.rt, "operator"))
         self.holder = Wallet.evm()
         self.gov.buy(self.holder, 100)
-        dep = self.client.post("/v1/treasury/deposits", headers={"Authorization": f"Bearer {self.gov.operator_key}"},
-                               json={"bucket": "community", "asset": "USDC", "amount": str(bucket), "reference": "d1"})
-        assert dep.status_code == 201, dep.text
+        for asset, amount in (("USDC", bucket), ("ETH", eth_bucket)):
+            if amount:
+                dep = self.client.post("/v1/treasury/deposits",
+                                       headers={"Authorization": f"Bearer {self.gov.operator_key}"},
+                                       json={"bucket": "community", "asset": asset, "amount": str(amount),
+                                             "reference": f"d-{asset}"})
+                assert dep.status_code == 201, dep.text
 
     def close(self) -> None:
         self._client_cm.__exit__(None, None, None)
         self.rt.engine.dispose()
 
-    def queue_spends(self, recipient: str, amounts: list[int]) -> list[str]:
-        """Propose, pass and queue one spend per amount; returns their ids (eta = now + 300)."""
-        ids = [self.gov.proposal(self.holder, "TreasurySpend", bucket="community", asset="USDC",
-                                 recipient=recipient, amount=a, title=f"grant {i}") for i, a in enumerate(amounts)]
+    def queue_spends(self, recipient: str | list[str], amounts: list[int], asset: str = "USDC") -> list[str]:
+        """Propose, pass and queue one spend per amount (to ``recipient``, or to each of a list in
+        turn); returns their ids (eta = now + 300)."""
+        recipients = recipient if isinstance(recipient, list) else [recipient] * len(amounts)
+        ids = [self.gov.proposal(self.holder, "TreasurySpend", bucket="community", asset=asset,
+                                 recipient=r, amount=a, title=f"grant {i}")
+               for i, (r, a) in enumerate(zip(recipients, amounts, strict=True))]
         for pid in ids:
             assert self.gov.vote(self.holder, pid, 1).status_code == 201
         self.clock.advance(600)
@@ -195,7 +209,10 @@ def test_transfer_whose_nonce_was_taken_is_released_and_retried(anvil, deploy, d
         ex = t.client.get(f"/v1/executions/{ex_id}").json()
         assert ex["status"] == "ready" and ex["reserved"] is None and ex["tx_hash"] is None
         assert [a["ok"] for a in ex["attempts"]] == [False]
-        assert "nonce" in ex["attempts"][0]["reason"] and ex["attempts"][0]["tx_hash"] == signed.tx_hash
+        assert ex["attempts"][0]["tx_hash"] == signed.tx_hash
+        # the evidence: the transaction that used the nonce, named
+        other_hash = "0x" + other.hash.hex().removeprefix("0x")
+        assert f"nonce {signed.nonce} was used by transaction {other_hash}" in ex["attempts"][0]["reason"]
         assert t.usdc()["community"] == str(1000 * USDC)
         assert t.gov.get(pid)["state"] == "queued"
         t.assert_books_hold()

@@ -1,0 +1,117 @@
+"""A treasury account without the native coin to pay fees with, against a real anvil node: a
+spend it cannot pay the fee for is not signed (a node would refuse it, and a signed transfer
+can neither expire nor be canceled) but fails its attempt with ``insufficient_gas``, is retried,
+and expires at its deadline; the transfers already in flight are counted first."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from governance.db import session_scope
+from tests.chain.test_chain_execution import USDC
+from tests.chain.test_chain_reservations import ChainTreasury
+from tests.support import Wallet
+from treasury_exec import executions
+from treasury_exec.chain import decode, max_cost
+from treasury_exec.models import Execution
+
+ETH = 10**18
+
+
+def _set_balance(t: ChainTreasury, wei: int) -> None:
+    t.anvil.w3.provider.make_request("anvil_setBalance", [t.treasury.address, hex(wei)])
+
+
+def _execution(t: ChainTreasury, pid: str) -> dict:
+    return t.client.get(f"/v1/executions/{t.gov.get(pid)['execution']['id']}").json()
+
+
+def test_spend_without_gas_money_is_not_signed_and_expires(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC, gas_money=0)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        t.gov.tick()
+        ex = _execution(t, pid)
+        assert ex["status"] == "ready" and ex["tx_hash"] is None and ex["reserved"] is None, ex
+        assert ex["next_attempt_at"] == t.clock.now() + 60
+        assert [a["ok"] for a in ex["attempts"]] == [False]
+        assert ex["attempts"][0]["reason"].startswith("insufficient_gas: the treasury account")
+        assert ex["last_error"] == ex["attempts"][0]["reason"]
+        assert t.usdc()["community"] == str(1000 * USDC) and t.sent_transactions() == 0
+
+        t.clock.advance(60)  # retried after the back-off, refused again
+        t.gov.tick()
+        assert [a["ok"] for a in _execution(t, pid)["attempts"]] == [False, False]
+        t.clock.advance(3600)  # past eta + grace: it ends, visibly, holding nothing
+        t.gov.tick()
+        ex = _execution(t, pid)
+        assert ex["status"] == "expired" and ex["reserved"] is None and t.gov.get(pid)["state"] == "expired"
+        _set_balance(t, ETH)  # topped up too late: nothing was signed, nothing pays
+        t.gov.tick()
+        assert t.sent_transactions() == 0 and t.sent_to(recipient.address) == 0
+        assert t.usdc()["community"] == str(1000 * USDC)
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_transfers_in_flight_take_their_fees_first(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipients = [Wallet.evm().address for _ in range(2)]
+        ids = t.queue_spends(recipients, [50 * USDC, 50 * USDC])
+        t.clock.advance(300)
+        now = t.clock.now()
+        with session_scope(t.rt.engine) as s:
+            executions.create_due(s, t.rt, now)
+        with session_scope(t.rt.engine, write=False) as s:
+            first, second = s.exec(select(Execution.id).order_by(Execution.id)).all()
+        with session_scope(t.rt.engine) as s:
+            signed = executions.sign_chain(s, t.rt, first, now)  # stored, not yet broadcast
+        assert signed is not None
+        # enough for one more transfer, not for the one in flight and another
+        _set_balance(t, max_cost(decode(signed.raw)) * 3 // 2)
+        with session_scope(t.rt.engine) as s:
+            assert executions.sign_chain(s, t.rt, second, now) is None
+        t.rt.view_cache.invalidate()  # as a scheduler tick does
+        ex = _execution(t, ids[1])
+        assert ex["status"] == "ready" and ex["tx_hash"] is None and ex["reserved"] is None, ex
+        assert ex["last_error"].startswith("insufficient_gas:") and "1 transfer(s) in flight" in ex["last_error"]
+
+        _set_balance(t, ETH)  # topped up: the retry signs it, and each spend is paid once
+        t.clock.advance(60)
+        t.gov.tick()
+        t.settle()
+        for pid, recipient in zip(ids, recipients, strict=True):
+            assert t.gov.get(pid)["execution"]["status"] == "done"
+            assert t.sent_to(recipient) == 50 * USDC
+        assert t.sent_transactions() == 2
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_native_spend_needs_its_value_and_its_fee(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      eth_bucket=10 * ETH)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [ETH], asset="ETH")
+        _set_balance(t, ETH)  # the value, and nothing for the fee
+        t.clock.advance(300)
+        t.gov.tick()
+        ex = _execution(t, pid)
+        assert ex["status"] == "ready" and ex["tx_hash"] is None, ex
+        assert ex["last_error"].startswith("insufficient_gas:") and f"a value of {ETH}" in ex["last_error"]
+
+        _set_balance(t, 2 * ETH)
+        t.clock.advance(60)
+        t.gov.tick()
+        t.settle()
+        assert t.gov.get(pid)["execution"]["status"] == "done"
+        assert anvil.w3.eth.get_balance(recipient.address) == ETH
+        t.assert_books_hold()
+    finally:
+        t.close()
