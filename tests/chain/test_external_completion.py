@@ -59,11 +59,16 @@ class ExternalTreasury:
         self.rt.engine.dispose()
 
     def pay_usdc(self, to: str, amount: int, sender: str | None = None) -> str:
-        tx = self.token.functions.transfer(to, amount).transact({"from": sender or self.payer})
-        return "0x" + tx.hex().removeprefix("0x")
+        return self._mined(self.token.functions.transfer(to, amount).transact({"from": sender or self.payer}))
 
     def pay_eth(self, to: str, amount: int, sender: str | None = None) -> str:
-        tx = self.anvil.w3.eth.send_transaction({"from": sender or self.payer, "to": to, "value": amount})
+        return self._mined(self.anvil.w3.eth.send_transaction({"from": sender or self.payer, "to": to,
+                                                               "value": amount}))
+
+    def _mined(self, tx) -> str:
+        """The payment's hash once it is mined: anvil can answer the send before the block holding
+        it is served, and a report of an unmined payment is another test's case."""
+        self.anvil.w3.eth.wait_for_transaction_receipt(tx, timeout=30)
         return "0x" + tx.hex().removeprefix("0x")
 
     def ready_spends(self, recipient: str, amounts: list[int], asset: str = "USDC") -> list[int]:
