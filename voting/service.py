@@ -6,34 +6,26 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, false, insert, update
+import msgspec
+from sqlalchemy import Connection, bindparam, false, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
-from governance.errors import BadRequest, Conflict, Forbidden, GovernanceError, NotFound, Unprocessable
+from governance.errors import BadRequest, GovernanceError, NotFound, Unprocessable
 from governance.idempotency import record_once
 from governance.ports import PowerSource, Snapshot
 from governance.runtime import Runtime
-from governance.signatures import VerifiedMessage, address_kind, check_freshness
+from governance.signatures import VerifiedMessage, address_kind
 from governance.typed_data import canonical_text
 from governance.types import UINT256_MAX, parse_uint
-from proposals.lifecycle import State, effective_state, voting_open
 from proposals.models import Proposal
 from proposals.service import get_proposal
 from voting import merkle
 from voting.models import Ballot, HolderBalance, HolderList, ProposalTally
 from voting.power import snapshot_of
+from voting.rules import Accept, Limits, ProposalTerms, Vote, decide_vote
 from voting.schemas import HolderListUpload, VoteReceipt
-from voting.tally import CHOICES, BallotRecord, Totals, newer
-
-
-def _closed_reason(p: Proposal, now: int) -> tuple[str, str]:
-    state = effective_state(p.state, p.starts_at, now)
-    if state is State.PENDING:
-        return "voting_not_started", f"voting opens at {p.starts_at}; the proposal is pending"
-    if state is State.ACTIVE and now >= p.ends_at:
-        return "voting_closed", f"voting closed at {p.ends_at}"
-    return "voting_closed", f"the proposal is {state.value}"
+from voting.tally import BallotRecord, Totals
 
 
 @dataclass(frozen=True)
@@ -42,14 +34,6 @@ class Accepted:
 
     receipt: VoteReceipt
     created: bool
-
-
-@dataclass
-class _Current:
-    """A voter's counted ballot while a batch is applied."""
-
-    record: BallotRecord
-    row: dict[str, Any] | None  # the row to insert, if the ballot came in this batch
 
 
 class _Statements:
@@ -84,14 +68,14 @@ def record_votes(session: Session, runtime: Runtime,
 
     The ballots, their places in the log and the running totals are written under a lock on
     each proposal row, so the scheduler's tally (which claims the same row) sees all of a
-    batch or none of it. The work is set-based — one query for replays, one for the voters'
-    weights, one for their counted ballots, one insert, one tally update per proposal — and
-    every rule is the same as for a vote alone: votes are decided one after another, each
-    seeing the ones before it. It runs in Core on the session's connection, with statements
-    built once: this is the hottest write path of the service.
+    batch or none of it. Per proposal the work is set-based: what the votes are decided
+    against is read in bulk (:func:`_load`), each vote is then decided by the pure rules
+    (:func:`voting.rules.decide_vote`) in arrival order, seeing the ballots accepted before
+    it, exactly as if it came alone (:func:`_decide`), and what was accepted is written in
+    bulk (:func:`_write`). It runs in Core on the session's connection, with statements built
+    once: this is the hottest write path of the service.
     """
     conn = session.connection()
-    outcomes: list[Accepted | GovernanceError | None] = [None] * len(votes)
     ids = ["0x" + v.digest.hex() for v in votes]
     groups: dict[str, list[int]] = {}
     for i, v in enumerate(votes):
@@ -99,106 +83,125 @@ def record_votes(session: Session, runtime: Runtime,
     # Lock in a fixed order (two writers never wait on each other in a cycle); then look for
     # replays, so the same vote sent twice at once is stored once and replayed to the other.
     proposals = {p.id: p for p in conn.execute(_statements.lock, {"ids": sorted(groups)})}
-    stored = {row.id: row for row in conn.execute(_statements.replays, {"ids": sorted(set(ids))})}
+    stored = {row.id: VoteReceipt(id=row.id, proposal=row.proposal_id, voter=row.voter, choice=row.choice,
+                                  weight=str(row.weight), accepted_at=row.accepted_at, seq=row.seq)
+              for row in conn.execute(_statements.replays, {"ids": sorted(set(ids))})}
+    limits = Limits(runtime.settings.max_clock_skew, runtime.settings.reason_max_chars)
     now = runtime.clock.now()
     power = runtime.power
+    outcomes: list[Accepted | GovernanceError | None] = [None] * len(votes)
     for proposal_id, members in groups.items():
         proposal = proposals.get(proposal_id)
         if proposal is None:
             for i in members:
                 outcomes[i] = NotFound(f"no proposal {proposal_id}", code="proposal_not_found")
             continue
-        _record_for_proposal(session, runtime, power, proposal, [(i, ids[i], votes[i]) for i in members],
-                             stored, now, outcomes)
+        loaded = _load(session, power, proposal, {votes[i].signer for i in members})
+        answers, writes = _decide(loaded, [(ids[i], votes[i]) for i in members], stored, limits, now)
+        _write(conn, writes)
+        for i, answer in zip(members, answers, strict=True):
+            outcomes[i] = answer
     return outcomes  # type: ignore[return-value]
 
 
-def _record_for_proposal(session: Session, runtime: Runtime, power: PowerSource, proposal: Any,
-                         members: list[tuple[int, str, VerifiedMessage]], stored: dict[str, Any], now: int,
-                         outcomes: list[Accepted | GovernanceError | None]) -> None:
-    settings = runtime.settings
+@dataclass
+class _Loaded:
+    """What one proposal's votes in a batch are decided against, read in bulk."""
+
+    proposal_id: str
+    terms: ProposalTerms
+    weights: dict[str, int]  # the voters' power at the proposal's snapshot
+    counted: dict[str, BallotRecord]  # the voters' counted ballots
+    totals: Totals  # the running totals
+    last_seq: int  # the ballot log's length
+    tally_stored: bool  # whether the running totals have a row yet
+
+
+@dataclass
+class _Writes:
+    """What one proposal's votes in a batch change, written in bulk."""
+
+    proposal_id: str
+    ballots: list[dict[str, Any]]  # new ballot rows, in log order
+    superseded: list[str]  # ids of stored ballots replaced by new ones
+    totals: Totals
+    last_seq: int
+    tally_stored: bool
+
+
+def _load(session: Session, power: PowerSource, proposal: Any, voters: set[str]) -> _Loaded:
     conn = session.connection()
-    voters = {v.signer for _, _, v in members}
+    terms = ProposalTerms(proposal.state, proposal.starts_at, proposal.ends_at, proposal.vote_change)
     weights = power.weights(session, snapshot_of(proposal), voters)
-    current = {row.voter: _Current(BallotRecord(row.id, row.voter, row.choice, row.weight, row.signed_at), None)
+    counted = {row.voter: BallotRecord(row.id, row.voter, row.choice, row.weight, row.signed_at)
                for row in conn.execute(_statements.counted, {"proposal": proposal.id, "voters": sorted(voters)})}
     tally = conn.execute(_statements.tally, {"proposal": proposal.id}).first()
-    totals = Totals(tally.for_votes, tally.against_votes, tally.abstain_votes, tally.voters) if tally else Totals()
-    last_seq = tally.last_seq if tally else 0
-    inserts: list[dict[str, Any]] = []
+    if tally is None:
+        return _Loaded(proposal.id, terms, weights, counted, Totals(), 0, tally_stored=False)
+    totals = Totals(tally.for_votes, tally.against_votes, tally.abstain_votes, tally.voters)
+    return _Loaded(proposal.id, terms, weights, counted, totals, tally.last_seq, tally_stored=True)
+
+
+def _decide(loaded: _Loaded, votes: list[tuple[str, VerifiedMessage]], stored: dict[str, VoteReceipt],
+            limits: Limits, now: int) -> tuple[list[Accepted | GovernanceError], _Writes]:
+    """Each vote's answer, in order, and the rows the accepted ones add or change."""
+    proposal_id = loaded.proposal_id
+    counted = dict(loaded.counted)  # each voter's counted ballot, as the batch moves on
+    new: dict[str, dict[str, Any]] = {}  # ballot rows accepted in this batch, by id
+    replays: dict[str, VoteReceipt] = {}  # their receipts, as a replay later in the batch gets them
     superseded: list[str] = []
-    for i, vote_id, verified in members:
-        if vote_id in stored:
-            row = stored[vote_id]
-            outcomes[i] = Accepted(VoteReceipt(id=row.id, proposal=row.proposal_id, voter=row.voter,
-                                               choice=row.choice, weight=str(row.weight),
-                                               accepted_at=row.accepted_at, seq=row.seq), created=False)
+    totals, seq = loaded.totals, loaded.last_seq
+    answers: list[Accepted | GovernanceError] = []
+    for vote_id, verified in votes:
+        receipt = stored.get(vote_id)
+        if receipt is None:
+            receipt = replays.get(vote_id)
+        if receipt is not None:
+            answers.append(Accepted(receipt, created=False))
             continue
         msg = verified.message_json
-        try:
-            if not voting_open(proposal.state, proposal.starts_at, proposal.ends_at, now):
-                code, why = _closed_reason(proposal, now)
-                state = effective_state(proposal.state, proposal.starts_at, now).value
-                raise Conflict(why, code=code, extra={"state": state})
-            check_freshness(int(msg["timestamp"]), now, settings.max_clock_skew)
-            if msg["choice"] not in CHOICES:
-                raise Unprocessable("choice is 0 (against), 1 (for) or 2 (abstain)", code="invalid_choice")
-            if len(msg["reason"]) > settings.reason_max_chars:
-                raise Unprocessable(f"the reason is longer than {settings.reason_max_chars} characters",
-                                    code="reason_too_long")
-            weight = weights.get(verified.signer, 0)
-            if weight <= 0:
-                raise Forbidden(f"{verified.signer} had no voting power at this proposal's snapshot",
-                                code="no_voting_power")
-            new = BallotRecord(vote_id, verified.signer, msg["choice"], weight, int(msg["timestamp"]))
-            previous = current.get(verified.signer)
-            if previous is not None:
-                if proposal.vote_change == "forbid":
-                    raise Conflict("this voter has already voted on this proposal", code="already_voted",
-                                   extra={"vote": previous.record.id})
-                if not newer(new, previous.record):
-                    raise Conflict("a newer vote of this voter is already counted", code="superseded",
-                                   extra={"vote": previous.record.id})
-        except GovernanceError as exc:
-            outcomes[i] = exc
+        vote = Vote(vote_id, verified.signer, msg["choice"], msg["reason"], int(msg["timestamp"]))
+        decision = decide_vote(loaded.terms, vote, weight=loaded.weights.get(vote.voter, 0),
+                               counted=counted.get(vote.voter), now=now, limits=limits)
+        if not isinstance(decision, Accept):
+            answers.append(decision)
             continue
-        if previous is not None:
-            old = previous.record
-            totals = totals.add(old.choice, old.weight, sign=-1)
-            if previous.row is not None:
-                previous.row["superseded"] = True
+        replaced = decision.replaces
+        if replaced is not None:
+            if replaced.id in new:
+                new[replaced.id]["superseded"] = True
             else:
-                superseded.append(old.id)
-        totals = totals.add(new.choice, new.weight)
-        last_seq += 1
-        row = {"id": vote_id, "proposal_id": proposal.id, "seq": last_seq, "voter": verified.signer,
-               "choice": new.choice, "weight": weight, "reason": msg["reason"], "signed_at": new.signed_at,
-               "accepted_at": now, "scheme": verified.scheme, "signature": verified.signature,
-               "message": canonical_text(msg), "superseded": False}
-        inserts.append(row)
-        current[verified.signer] = _Current(new, row)
-        stored[vote_id] = _StoredRow(row)
-        outcomes[i] = Accepted(VoteReceipt(id=vote_id, proposal=proposal.id, voter=verified.signer,
-                                           choice=new.choice, weight=str(weight), accepted_at=now, seq=last_seq,
-                                           replaces=previous.record.id if previous else None), created=True)
-    if not inserts:
+                superseded.append(replaced.id)
+        totals += decision.delta
+        seq += 1
+        ballot = decision.ballot
+        counted[vote.voter] = ballot
+        new[vote_id] = {"id": vote_id, "proposal_id": proposal_id, "seq": seq, "voter": vote.voter,
+                        "choice": ballot.choice, "weight": ballot.weight, "reason": vote.reason,
+                        "signed_at": ballot.signed_at, "accepted_at": now, "scheme": verified.scheme,
+                        "signature": verified.signature, "message": canonical_text(msg), "superseded": False}
+        receipt = replays[vote_id] = VoteReceipt(id=vote_id, proposal=proposal_id, voter=vote.voter,
+                                                 choice=ballot.choice, weight=str(ballot.weight),
+                                                 accepted_at=now, seq=seq)
+        if replaced is not None:  # the first answer says which ballot it replaced; a replay's does not
+            receipt = msgspec.structs.replace(receipt, replaces=replaced.id)
+        answers.append(Accepted(receipt, created=True))
+    return answers, _Writes(proposal_id, list(new.values()), superseded, totals, seq, loaded.tally_stored)
+
+
+def _write(conn: Connection, writes: _Writes) -> None:
+    if not writes.ballots:
         return
-    if superseded:
-        conn.execute(_statements.supersede, {"ids": superseded})
-    conn.execute(_statements.insert_ballots, inserts)
+    if writes.superseded:
+        conn.execute(_statements.supersede, {"ids": writes.superseded})
+    conn.execute(_statements.insert_ballots, writes.ballots)
+    totals = writes.totals
     values = {"for_votes": totals.for_votes, "against_votes": totals.against_votes,
-              "abstain_votes": totals.abstain_votes, "voters": totals.voters, "last_seq": last_seq}
-    if tally is None:
-        conn.execute(_statements.insert_tally, [{"proposal_id": proposal.id, **values}])
+              "abstain_votes": totals.abstain_votes, "voters": totals.voters, "last_seq": writes.last_seq}
+    if writes.tally_stored:
+        conn.execute(_statements.update_tally, {"proposal": writes.proposal_id, **values})
     else:
-        conn.execute(_statements.update_tally, {"proposal": proposal.id, **values})
-
-
-class _StoredRow:
-    """A ballot inserted by this batch, seen as a stored row by a replay later in the batch."""
-
-    def __init__(self, row: dict[str, Any]):
-        self.__dict__.update(row)
+        conn.execute(_statements.insert_tally, [{"proposal_id": writes.proposal_id, **values}])
 
 
 def list_ballots(session: Session, proposal_id: str, *, after: int = 0, limit: int = 100) -> list[Ballot]:

@@ -46,6 +46,11 @@ class Totals:
             self.voters + sign,
         )
 
+    def __add__(self, other: Totals) -> Totals:
+        """These totals moved by ``other`` (a change, whose fields may be negative)."""
+        return Totals(self.for_votes + other.for_votes, self.against_votes + other.against_votes,
+                      self.abstain_votes + other.abstain_votes, self.voters + other.voters)
+
 
 @dataclass(frozen=True)
 class Outcome:

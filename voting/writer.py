@@ -5,10 +5,10 @@ on PostgreSQL), so one commit per vote caps ingestion at the disk's sync rate. I
 HTTP handler verifies the signature itself (CPU only, no lock held) and hands the verified
 vote to this process's single writer thread, which takes every vote waiting at that moment
 (up to ``vote_batch_max``), records them with :func:`voting.service.record_votes` (each vote
-decided in order under the same rules as alone; a refused vote writes nothing and gets its
-own error) and commits once. Only after the commit returns does any caller get its answer:
-a 2xx always means the ballot is durable, and if the commit fails every vote of the batch
-gets the error and none of them is stored.
+decided in order by :func:`voting.rules.decide_vote`, seeing the votes before it, as if
+alone; a refused vote writes nothing and gets its own error) and commits once. Only after
+the commit returns does any caller get its answer: a 2xx always means the ballot is durable,
+and if the commit fails every vote of the batch gets the error and none of them is stored.
 
 With no other vote waiting, a vote is committed at once, alone: batching adds no delay, it
 only lets votes that arrive during a commit share the next one. Several API processes each

@@ -9,9 +9,8 @@ from __future__ import annotations
 from sqlmodel import select
 
 from governance.db import session_scope
-from tests.chain.test_chain_execution import USDC
-from tests.chain.test_chain_reservations import ChainTreasury
 from tests.support import Wallet
+from tests.support.chain import USDC, ChainTreasury
 from treasury_exec.models import Execution
 
 
