@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import metadata
 from typing import Any
 
 import msgspec
@@ -10,6 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import License
 from sqlalchemy import text
 
 from governance.bootstrap import ROUTES, bootstrap
@@ -26,12 +28,15 @@ from governance.http import (
     provide_caller,
     provide_db,
     provide_runtime,
+    public,
 )
 from governance.ratelimit import rate_limit_middleware
 from governance.runtime import Runtime
 from governance.settings import PROPOSAL_KINDS, Settings, load_settings
 
 API_VERSION = "1"
+# the license pyproject.toml declares (an SPDX expression), stated in the OpenAPI document
+LICENSE = metadata("ast-governance")["License-Expression"]
 
 
 class Health(msgspec.Struct):
@@ -71,8 +76,8 @@ class DaoInfo(msgspec.Struct):
 class CoreController(Controller):
     tags = ["service"]
 
-    @get("/health", operation_id="health", summary="Liveness and database reachability",
-         responses=errors(503), sync_to_thread=True)
+    @get("/health", operation_id="health", summary="Liveness and database reachability", security=public(),
+         responses=errors(400, 503), sync_to_thread=True)
     def health(self, runtime: AppRuntime) -> Health:
         try:
             with session_scope(runtime.engine, write=False) as session:
@@ -82,7 +87,7 @@ class CoreController(Controller):
         return Health(status="ok", database="ok", time=runtime.clock.now())
 
     @get("/v1/dao", operation_id="getDao", summary="Deployment settings: token, buckets, rules, periods",
-         sync_to_thread=False)
+         security=public(), responses=errors(400, 429), sync_to_thread=False)
     def dao(self, runtime: AppRuntime) -> DaoInfo:
         s = runtime.settings
         return DaoInfo(
@@ -99,8 +104,9 @@ class CoreController(Controller):
         )
 
 
-    @get("/v1/signing", operation_id="getSigning", sync_to_thread=False,
-         summary="EIP-712 domain and types, and the ed25519 encoding, exactly as the server verifies")
+    @get("/v1/signing", operation_id="getSigning", sync_to_thread=False, security=public(),
+         summary="EIP-712 domain and types, and the ed25519 encoding, exactly as the server verifies",
+         responses=errors(400, 429))
     def signing(self, runtime: AppRuntime) -> dict[str, Any]:
         from governance.typed_data import typed_data_document
 
@@ -148,6 +154,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 '`{"error": "<code>", "detail": "<sentence>"}`; body validation reports the first '
                 "problem found."
             ),
+            license=License(name=LICENSE, identifier=LICENSE),
             path="/schema",
             components=SECURITY_COMPONENTS,
             render_plugins=[SwaggerRenderPlugin()],

@@ -291,12 +291,19 @@ def reject_nul(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 
 # --- API keys --------------------------------------------------------------------------------
 #
-# An operation that takes an API key says so once, in its OpenAPI security requirement:
-# ``security=api_key("operator")`` (a key of that role is required) or
-# ``api_key("guardian", optional=True)`` (a key is one way of calling it). check_input enforces
-# exactly what the document declares, before the body is read; a handler that needs to know
-# who called asks for the ``caller`` dependency (``NamedDependency[Caller]``, or
-# ``NamedDependency[Caller | None]`` where the key is optional).
+# Every operation says once, in its OpenAPI security requirement, whether it takes an API key:
+# ``security=public()`` (anyone may call it, without a key), ``security=api_key("operator")``
+# (a key of that role is required) or ``api_key("guardian", optional=True)`` (a key is one way
+# of calling it). check_input enforces exactly what the document declares, before the body is
+# read; a handler that needs to know who called asks for the ``caller`` dependency
+# (``NamedDependency[Caller]``, or ``NamedDependency[Caller | None]`` where the key is optional).
+
+
+def public() -> list[SecurityRequirement]:
+    """The security requirement of an operation anyone may call without a key: the empty
+    requirement, OpenAPI's "no credentials needed". (Litestar leaves an empty ``security``
+    list out of the document, so ``security=[]`` would say nothing.)"""
+    return [{}]
 
 
 def api_key(role: str, *, optional: bool = False) -> list[SecurityRequirement]:
@@ -304,20 +311,20 @@ def api_key(role: str, *, optional: bool = False) -> list[SecurityRequirement]:
     document's declaration, and what :func:`authenticate_caller` enforces."""
     if role not in ROLES:
         raise ValueError(f"no API key role {role!r} (roles: {', '.join(ROLES)})")
-    return [{}, {role: []}] if optional else [{role: []}]
+    return [*public(), {role: []}] if optional else [{role: []}]
 
 
 def key_requirement(handler: BaseRouteHandler) -> tuple[str, bool] | None:
     """The role an operation's security requirement names and whether the key is optional;
     None for an operation that takes no key."""
     security = handler.resolve_security() if isinstance(handler, HTTPRouteHandler) else []
-    if not security:
+    if not security or security == public():
         return None
     named = [requirement for requirement in security if requirement]
     anonymous = len(security) - len(named)  # an empty requirement: callable without a key
     if len(named) != 1 or len(named[0]) != 1 or anonymous > 1 or next(iter(named[0])) not in ROLES:
         raise ImproperlyConfiguredException(
-            f"{handler}: security {security!r} is not one API key role (declare it with api_key())")
+            f"{handler}: security {security!r} is neither public() nor one API key role (api_key())")
     return next(iter(named[0])), anonymous == 1
 
 
@@ -378,7 +385,7 @@ SECURITY_COMPONENTS = Components(
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI documentation of the error responses an operation may give."""
     descriptions = {
-        400: "malformed input (error codes: invalid_body, invalid_message, invalid_address, …)",
+        400: "malformed input (error codes: invalid_body, invalid_message, invalid_address, nul_character, …)",
         401: "missing, unknown or revoked API key",
         403: "valid but not allowed",
         404: "no such resource",

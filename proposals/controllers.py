@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import session_scope
-from governance.http import AppRuntime, ProposalId, api_key, errors, read
+from governance.http import AppRuntime, ProposalId, api_key, errors, public, read
 from governance.keys import Caller
 from governance.runtime import Runtime
 from governance.signatures import Envelope
@@ -23,7 +23,7 @@ class ProposalController(Controller):
     path = "/v1/proposals"
     tags = ["proposals"]
 
-    @post("/", operation_id="submitProposal", sync_to_thread=True,
+    @post("/", operation_id="submitProposal", sync_to_thread=True, security=public(),
           summary="Submit a signed proposal (PriceChange, AllocationChange or TreasurySpend)",
           description="201 when accepted; 200 with the stored proposal when the identical signed "
                       "message was accepted before.",
@@ -33,7 +33,7 @@ class ProposalController(Controller):
         proposal, created = service.submit_proposal(db, runtime, data)
         return Response(render(db, runtime, [proposal])[0], status_code=201 if created else 200)
 
-    @get("/", operation_id="listProposals", summary="List proposals, newest first",
+    @get("/", operation_id="listProposals", summary="List proposals, newest first", security=public(),
          responses=errors(400))
     async def list(self, db: NamedDependency[Session], runtime: AppRuntime,
              state_filter: Annotated[str | None, QueryParameter(name="state", description="a lifecycle state")] = None,
@@ -47,7 +47,7 @@ class ProposalController(Controller):
 
         return await read(runtime, page)
 
-    @get("/{proposal_id:str}", operation_id="getProposal",
+    @get("/{proposal_id:str}", operation_id="getProposal", security=public(),
          summary="One proposal: payload, state, timing, snapshot, live tally, result, execution",
          responses=errors(400, 404))
     async def one(self, proposal_id: FromPath[ProposalId], runtime: AppRuntime) -> ProposalRead:

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, PathParameter, QueryP
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import AppRuntime, api_key, errors
+from governance.http import AppRuntime, api_key, errors, public
 from governance.keys import Caller
 from treasury_exec import executions, external, reservations, service
 from treasury_exec.executions import chain_assets
@@ -74,7 +74,7 @@ class TreasuryController(Controller):
     path = "/v1/treasury"
     tags = ["treasury"]
 
-    @get("/", operation_id="getTreasury", sync_to_thread=True,
+    @get("/", operation_id="getTreasury", sync_to_thread=True, security=public(), responses=errors(400, 429),
          summary="Price, allocation, bucket balances, token supply, the journal's head",
          description="`ledger_head` is the journal's last entry and its hash: a copy kept now lets "
                      "`dao ledger verify --expect SEQ:HASH` show later that the journal was not rewritten "
@@ -88,7 +88,7 @@ class TreasuryController(Controller):
             ledger_seq=s.head.seq, ledger_head=LedgerHead(seq=s.head.seq, hash=s.head.hash),
             reserved={a: {b: str(v) for b, v in m.items()} for a, m in reservations.by_bucket(db).items()})
 
-    @get("/ledger", operation_id="listLedger", sync_to_thread=True,
+    @get("/ledger", operation_id="listLedger", sync_to_thread=True, security=public(),
          summary="Journal entries in order, with their postings and hash chain (cursor: last seq seen)",
          responses=errors(400))
     def ledger(self, db: NamedDependency[Session],
@@ -101,7 +101,7 @@ class TreasuryController(Controller):
                  for e, legs in rows]
         return LedgerPage(items=items, next_cursor=str(items[-1].seq) if len(items) == limit else None)
 
-    @get("/history", operation_id="listParameterHistory", sync_to_thread=True,
+    @get("/history", operation_id="listParameterHistory", sync_to_thread=True, security=public(),
          summary="Every price and allocation version, with the proposal that set it", responses=errors(400))
     def history(self, db: NamedDependency[Session], kind: FromQuery[str | None] = None) -> HistoryRead:
         return HistoryRead(items=[parameter_read(v) for v in service.history(db, kind)])
@@ -139,7 +139,7 @@ class ExecutionController(Controller):
     path = "/v1/executions"
     tags = ["executions"]
 
-    @get("/", operation_id="listExecutions", sync_to_thread=True,
+    @get("/", operation_id="listExecutions", sync_to_thread=True, security=public(),
          summary="Executions and their status (ready ones wait for an executor when mode is external)",
          description="`status` filters by one of ready, claimed, signed, done, expired, canceled, failed "
                      "(400 `invalid_filter` for any other); see ExecutionRead for what each means.",
@@ -151,7 +151,8 @@ class ExecutionController(Controller):
         items = execution_reads(db, rows)
         return ExecutionPage(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
 
-    @get("/{execution_id:str}", operation_id="getExecution", sync_to_thread=True, responses=errors(400, 404))
+    @get("/{execution_id:str}", operation_id="getExecution", sync_to_thread=True, security=public(),
+         summary="One execution: its mode, status, lease, amounts and every attempt", responses=errors(400, 404))
     def one(self, execution_id: FromPath[ExecutionId], db: NamedDependency[Session]) -> ExecutionRead:
         return execution_read(db, external.get_execution(db, execution_id))
 

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlmodel import Session
 
 from governance.db import BIGINT_MAX
-from governance.http import AppRuntime, ProposalId, api_key, errors
+from governance.http import AppRuntime, ProposalId, api_key, errors, public
 from governance.signatures import Envelope, verify_accepted
 from voting import service
 from voting.export import build_export
@@ -29,7 +29,7 @@ from voting.schemas import (
 class VoteController(Controller):
     tags = ["votes"]
 
-    @post("/v1/votes", operation_id="castVote",
+    @post("/v1/votes", operation_id="castVote", security=public(),
           summary="Cast or change a signed, token-weighted vote",
           description="201 with a receipt when accepted; 200 with the stored receipt when the identical "
                       "signed vote was accepted before. 409 `superseded` when a newer vote of the voter "
@@ -43,7 +43,7 @@ class VoteController(Controller):
         accepted = await runtime.vote_writer.submit_async(verified)
         return Response(accepted.receipt, status_code=201 if accepted.created else 200)
 
-    @get("/v1/proposals/{proposal_id:str}/votes", operation_id="listVotes", sync_to_thread=True,
+    @get("/v1/proposals/{proposal_id:str}/votes", operation_id="listVotes", sync_to_thread=True, security=public(),
          summary="The proposal's ballot log, in order (cursor: the last seq seen)",
          responses=errors(400, 404))
     def ballots(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
@@ -57,6 +57,7 @@ class VoteController(Controller):
         return BallotPage(items=items, next_cursor=str(rows[-1].seq) if len(rows) == limit else None)
 
     @get("/v1/proposals/{proposal_id:str}/export", operation_id="exportProposal", sync_to_thread=True,
+         security=public(),
          summary="Every signed message, the snapshot weights and the result, to verify offline "
                  "(`dao verify`)", responses=errors(400, 404))
     def export(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
@@ -67,7 +68,7 @@ class VoteController(Controller):
 class PowerController(Controller):
     tags = ["power"]
 
-    @get("/v1/power/{address:str}", operation_id="getPower", sync_to_thread=True,
+    @get("/v1/power/{address:str}", operation_id="getPower", sync_to_thread=True, security=public(),
          summary="Voting power at a proposal's snapshot, or at a snapshot taken now",
          responses=errors(400, 404, 409, 503))
     def power(self, address: FromPath[str], db: NamedDependency[Session], runtime: AppRuntime,

@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 
 from governance.app import create_app
 from governance.db import session_scope
-from governance.http import api_key
+from governance.http import api_key, public
 from governance.keys import Caller, create_key, revoke_key
 from tests.support import Gov, Wallet
 
@@ -109,7 +109,7 @@ def test_the_document_declares_the_keys_the_service_checks(client) -> None:
     declared = {}
     for path, item in doc["paths"].items():
         for method, op in item.items():
-            if op.get("security"):
+            if op["security"] != [{}]:  # every operation declares its security; [{}] is public(): no key
                 roles = [role for requirement in op["security"] for role in requirement]
                 declared[(method, path)] = (roles[0], {} in op["security"])
                 assert 401 in map(int, op["responses"]) and 403 in map(int, op["responses"]), (method, path)
@@ -133,7 +133,13 @@ def undeclared(caller: NamedDependency[Caller]) -> None:
     return None
 
 
-@pytest.mark.parametrize("route", [both_roles, undeclared], ids=["two-roles-at-once", "caller-without-security"])
+@post("/test/public-caller", security=public(), sync_to_thread=False)
+def public_caller(caller: NamedDependency[Caller]) -> None:
+    return None
+
+
+@pytest.mark.parametrize("route", [both_roles, undeclared, public_caller],
+                         ids=["two-roles-at-once", "caller-without-security", "caller-of-a-public-operation"])
 def test_a_key_the_service_cannot_check_stops_the_app(runtime, route) -> None:
     with pytest.raises(ImproperlyConfiguredException):
         create_app(runtime=runtime, extra_routes=[route])

@@ -2,7 +2,8 @@
 
 Fixtures (databases, ``runtime``, ``client``, API keys) are in tests/conftest.py; the ``dao``
 processes a test starts, and the servers it talks to, are in tests/support/processes.py;
-chain deployment settings in tests/support/chain.py.
+chain deployment settings in tests/support/chain.py; node and the npm tools in
+tests/support/node.py.
 
 EVM wallets sign with eth-account's own EIP-712 implementation (not the server's encoder);
 Solana wallets sign the canonical JSON with PyNaCl. The Node signer (tests/js) is the

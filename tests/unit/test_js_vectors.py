@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from nacl.signing import SigningKey
 from governance.errors import Forbidden, GovernanceError
 from governance.signatures import Envelope, verify_envelope
 from governance.typed_data import Domain, TypedDataEncoder, canonical_json, typed_data_document
+from tests.support.node import node_with
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "js" / "sign.mjs"
@@ -32,14 +31,7 @@ TRICKY = 'Preis €0,12 ✓ naïve 日本 🚀 "q" \\ \n\t\x01\x7f \u2028 end'  
 
 
 def node_or_skip() -> str:
-    node = shutil.which("node") or ("/usr/bin/node" if Path("/usr/bin/node").exists() else None)
-    modules = [ROOT / "node_modules" / m for m in ("ethers", "tweetnacl", "bs58")]
-    if node and all(m.is_dir() for m in modules):
-        return node
-    missing = "node" if not node else ", ".join(m.name for m in modules if not m.is_dir())
-    if os.environ.get("DAO_REQUIRE_NODE"):
-        pytest.fail(f"DAO_REQUIRE_NODE is set but {missing} is missing: install node and run npm ci")
-    pytest.skip(f"the independent signer needs {missing} (npm ci)")
+    return node_with("the independent signer", *(ROOT / "node_modules" / m for m in ("ethers", "tweetnacl", "bs58")))
 
 
 def messages(who: str, recipient: str, proposal: str) -> list[tuple[str, dict]]:
