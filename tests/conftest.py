@@ -151,6 +151,14 @@ def client(runtime: Runtime):
 
 
 @pytest.fixture
+def gov(client, runtime: Runtime, operator_key: str):
+    """The test's deployment driven over HTTP (tests.support.Gov), with an operator key."""
+    from tests.support import Gov
+
+    return Gov(client, runtime, operator_key)
+
+
+@pytest.fixture
 def operator_key(runtime: Runtime) -> str:
     return make_key(runtime, "operator")
 

@@ -15,7 +15,7 @@ from governance.app import create_app
 from governance.db import session_scope
 from governance.http import api_key, public
 from governance.keys import Caller, create_key, revoke_key
-from tests.support import Gov, Wallet
+from tests.support import Wallet
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -63,10 +63,6 @@ def test_an_optional_key_is_checked_when_sent(probe, runtime) -> None:
         assert (r.status_code, r.json()["error"]) == (status, code), r.text
         assert set(r.json()) == {"error", "detail"}
 
-
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
 
 
 def test_the_key_is_checked_before_the_body(gov, runtime, guardian_key) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from sqlmodel import Session, func, select
 
-from tests.support import TOKEN, Gov, Wallet, proposal_message, vote_message
+from tests.support import TOKEN, Wallet, proposal_message, vote_message
 from treasury_exec.models import JournalEntry, Purchase
 from voting.models import Ballot, HolderList
 
@@ -25,10 +25,6 @@ SUFFIXES = [" ", "\n", "\t"]
 def settings_overrides() -> dict:
     return {"voting_delay": 0, "proposal_threshold": TOKEN}
 
-
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
 
 
 def stored(runtime) -> dict[str, int]:

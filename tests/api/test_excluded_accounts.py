@@ -20,10 +20,6 @@ def settings_overrides(request) -> dict:
             "voting_delay": 0, "voting_period": 600, "proposal_threshold": TOKEN}
 
 
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
-
 
 def holders(gov: Gov, runtime, *pairs: tuple[Wallet, int]) -> None:
     if runtime.settings.power_source == "ledger":

@@ -18,10 +18,6 @@ def settings_overrides() -> dict:
     return dict(SETTINGS)
 
 
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
-
 
 def pass_proposals(gov: Gov, voter: Wallet, ids: list[str]) -> None:
     for pid in ids:

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import TOKEN, Gov, Wallet
-
-
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
+from tests.support import TOKEN, Wallet
 
 
 def test_power_now_and_at_a_proposal(gov) -> None:

@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from proposals.models import Proposal
-from tests.support import TOKEN, Gov, Wallet, cancel_message, proposal_message
+from tests.support import TOKEN, Wallet, cancel_message, proposal_message
 
 KINDS = ["PriceChange", "AllocationChange", "TreasurySpend"]
 
@@ -16,10 +16,6 @@ KINDS = ["PriceChange", "AllocationChange", "TreasurySpend"]
 def settings_overrides() -> dict:
     return {"voting_delay": 60, "voting_period": 600, "proposal_threshold": 5 * TOKEN}
 
-
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
 
 
 @pytest.fixture

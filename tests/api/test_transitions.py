@@ -28,10 +28,6 @@ def settings_overrides() -> dict:
     return dict(SETTINGS)
 
 
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
-
 
 @pytest.fixture
 def holder(gov) -> Wallet:

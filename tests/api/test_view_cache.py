@@ -20,11 +20,6 @@ from proposals.models import Proposal
 from tests.support import Gov, Wallet, cancel_message
 
 
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
-
-
 def _retitle_behind_the_api(runtime, pid: str, title: str) -> None:
     with session_scope(runtime.engine) as session:
         session.execute(update(Proposal).where(Proposal.id == pid).values(title=title))

@@ -10,21 +10,15 @@ running tally must be those of the votes applied one at a time.
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import select
 
 from governance.db import session_scope
 from governance.errors import Conflict, Forbidden, NotFound
 from governance.signatures import Envelope, verify_accepted
-from tests.support import TOKEN, Gov, Wallet, vote_message
+from tests.support import TOKEN, Wallet, vote_message
 from voting.models import Ballot
 from voting.service import Accepted, record_votes
 from voting.writer import VoteWriter
-
-
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
 
 
 def test_a_mixed_batch_is_decided_vote_by_vote(gov, runtime) -> None:

@@ -19,10 +19,6 @@ def settings_overrides() -> dict:
             "proposal_threshold": TOKEN, "price_quorum_bps": 1000, "price_approval_bps": 5000}
 
 
-@pytest.fixture
-def gov(client, runtime, operator_key) -> Gov:
-    return Gov(client, runtime, operator_key)
-
 
 @pytest.fixture
 def holders(gov: Gov) -> dict[str, Wallet]:
