@@ -34,6 +34,7 @@ from governance.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    Unauthorized,
 )
 from governance.keys import ROLES, Caller, authenticate
 from governance.runtime import Runtime
@@ -361,7 +362,10 @@ async def authenticate_caller(request: Request) -> None:
     if requirement is None:
         return
     role, optional = requirement
-    header = request.headers.get("authorization", "")
+    sent = request.headers.getall("authorization", [])
+    if len(sent) > 1:  # which one counts would be a guess, and a proxy in front may guess otherwise
+        raise Unauthorized("send one Authorization header, not several", code="invalid_api_key")
+    header = sent[0] if sent else ""
     caller = None
     if header or not optional:
         runtime = runtime_of(request)

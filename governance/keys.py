@@ -78,6 +78,10 @@ def revoke_key(session: Session, key_id: int, *, now: int) -> ApiKey:
     return row
 
 
+def _a(role: str) -> str:
+    return f"{'an' if role[0] in 'aeiou' else 'a'} {role}"
+
+
 def authenticate(session: Session, presented: str | None, role: str) -> Caller:
     """The caller presenting the active key ``presented``, if the key belongs to ``role``.
 
@@ -85,7 +89,7 @@ def authenticate(session: Session, presented: str | None, role: str) -> Caller:
     """
     if not presented:
         raise Unauthorized(
-            f"this operation needs an {role} key: send 'Authorization: Bearer <key>'",
+            f"this operation needs {_a(role)} key: send 'Authorization: Bearer <key>'",
             code="missing_api_key",
         )
     digest = _hash(presented)
@@ -96,6 +100,6 @@ def authenticate(session: Session, presented: str | None, role: str) -> Caller:
     if row.revoked_at is not None:
         raise Unauthorized("the API key was revoked", code="revoked_api_key")
     if row.role != role:
-        raise Forbidden(f"this operation needs an {role} key, not an {row.role} key", code="wrong_role")
+        raise Forbidden(f"this operation needs {_a(role)} key, not {_a(row.role)} key", code="wrong_role")
     assert row.id is not None
     return Caller(key_id=row.id, role=row.role, prefix=row.prefix, label=row.label)

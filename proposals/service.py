@@ -223,16 +223,16 @@ def cancel_proposal(session: Session, runtime: Runtime, proposal_id: str, *,
                             "signature": verified.signature, "message": msg})
     if proposal.state == State.CANCELED.value:
         return proposal
-    # never a default here: without the guard, a transfer in flight could be canceled under it
-    # (a runtime without one does not start: Runtime.wire)
-    blocker = runtime.cancel_guard(session, proposal.id)
-    if blocker:
-        raise Conflict(blocker, code="execution_in_flight", extra={"state": proposal.state})
     if not cancel_allowed(proposal.state, proposal.starts_at, now, by_guardian=guardian):
         state = effective_state(proposal.state, proposal.starts_at, now).value
         raise Conflict(f"the proposal is {state}; it can no longer be canceled by "
                        f"{'a guardian' if guardian else 'its proposer'}",
                        code="wrong_state", extra={"state": state})
+    # a cancel the lifecycle allows may still come too late: a transfer in flight (the runtime
+    # always has the guard: it is a required field the composition root fills)
+    blocker = runtime.cancel_guard(session, proposal.id)
+    if blocker:
+        raise Conflict(blocker, code="execution_in_flight", extra={"state": proposal.state})
     transition(session, proposal, State.CANCELED, at=now, actor=by, canceled_at=now, canceled_by=by,
                cancel_record=record)
     return proposal

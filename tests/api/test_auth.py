@@ -139,3 +139,12 @@ def public_caller(caller: NamedDependency[Caller]) -> None:
 def test_a_key_the_service_cannot_check_stops_the_app(runtime, route) -> None:
     with pytest.raises(ImproperlyConfiguredException):
         create_app(runtime=runtime, extra_routes=[route])
+
+
+def test_a_wrong_role_is_named_in_plain_words(probe, runtime) -> None:
+    with session_scope(runtime.engine) as s:
+        operator = create_key(s, "operator", now=runtime.clock.now())
+    r = probe.post("/test/executor", headers=bearer(operator.key))
+    assert r.status_code == 403 and r.json()["detail"] == "this operation needs an executor key, not an operator key"
+    r = probe.post("/test/guardian-or-anyone", headers=bearer(operator.key))
+    assert r.status_code == 403 and r.json()["detail"] == "this operation needs a guardian key, not an operator key"

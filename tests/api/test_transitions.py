@@ -93,9 +93,11 @@ def test_every_transition_is_recorded_in_order_with_its_actor(gov, runtime, hold
 def test_an_executed_proposal_cannot_be_canceled_by_any_path(gov, runtime, holder, guardian_key) -> None:
     pid = executed_price_change(gov, holder)
     before = [(e.id, e.event) for e in events(runtime, pid)]
-    # the service path: a guardian's cancel is refused (its execution is done)
+    # the service path: a guardian's cancel is refused by the lifecycle (executed is final), not
+    # reported as a transfer in flight (found by the outside attack: "is done (transaction None)")
     r = gov.client.post(f"/v1/proposals/{pid}/cancel", headers={"Authorization": f"Bearer {guardian_key}"})
     assert r.status_code == 409 and r.json()["state"] == "executed", r.text
+    assert r.json()["error"] == "wrong_state" and "None" not in r.json()["detail"], r.text
     # and the transition itself: an illegal move is a bug, raised, never a silent no-op
     with pytest.raises(IllegalTransition, match="executed -> canceled"), session_scope(runtime.engine) as s:
         transition(s, lock(s, pid), State.CANCELED, at=gov.now, actor="test")
