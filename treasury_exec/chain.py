@@ -305,6 +305,31 @@ class ChainClient:
                 return
             raise
 
+    def payers(self, tx_hash: str, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
+        """The accounts a mined, successful transaction paid exactly ``amount`` of ``asset`` to
+        ``recipient`` from (none: it moved nothing of the kind, as a call to an address without
+        the token's code does, though it succeeds)."""
+        return self._payers(tx_hash, self._call(self.w3.eth.get_transaction_receipt, tx_hash), asset, recipient,
+                            amount)
+
+    def _payers(self, tx_hash: str, r: Any, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
+        """The payers in receipt ``r``: the native transfer's sender, or the ``from`` of each of
+        the token's ``Transfer`` events (the account whose tokens moved)."""
+        want = Web3.to_checksum_address(recipient)
+        if asset.native:
+            tx = self._call(self.w3.eth.get_transaction, tx_hash)
+            paid = tx["to"] is not None and Web3.to_checksum_address(tx["to"]) == want and tx["value"] == amount
+            return [Web3.to_checksum_address(tx["from"])] if paid else []
+        payers = []
+        for lg in r["logs"]:
+            if Web3.to_checksum_address(lg["address"]) != asset.token or len(lg["topics"]) != 3 \
+                    or lg["topics"][0] != TRANSFER_TOPIC:
+                continue
+            to = Web3.to_checksum_address(lg["topics"][2][-20:])
+            if to == want and int.from_bytes(bytes(lg["data"]), "big") == amount:
+                payers.append(Web3.to_checksum_address(lg["topics"][1][-20:]))
+        return payers
+
     def receipt(self, tx_hash: str) -> Receipt | None:
         try:
             r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
@@ -331,20 +356,7 @@ class ChainClient:
         if block <= after_block:
             return TransferCheck(False, "tx_before_claim", f"it was mined in block {block}, not after the claim "
                                  f"(block {after_block})")
-        want = Web3.to_checksum_address(recipient)
-        if asset.native:
-            tx = self._call(self.w3.eth.get_transaction, tx_hash)
-            paid = tx["to"] is not None and Web3.to_checksum_address(tx["to"]) == want and tx["value"] == amount
-            payers = [Web3.to_checksum_address(tx["from"])] if paid else []
-        else:
-            payers = []
-            for lg in r["logs"]:
-                if Web3.to_checksum_address(lg["address"]) != asset.token or len(lg["topics"]) != 3 \
-                        or lg["topics"][0] != TRANSFER_TOPIC:
-                    continue
-                to = Web3.to_checksum_address(lg["topics"][2][-20:])
-                if to == want and int.from_bytes(bytes(lg["data"]), "big") == amount:
-                    payers.append(Web3.to_checksum_address(lg["topics"][1][-20:]))
+        payers = self._payers(tx_hash, r, asset, recipient, amount)
         if not payers:
             return TransferCheck(False, "tx_mismatch", f"it does not pay {amount} {asset.symbol} to the recipient")
         if not set(payers) & set(asset.senders):

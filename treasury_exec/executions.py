@@ -325,6 +325,13 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
             taken_by = use
     if receipt is not None and receipt.confirmations < need:
         return "pending"  # a reverted one too: a reorganisation may still mine it elsewhere
+    sender = sender_of(signed.raw)
+    # a call that succeeds is not a payment: at an address without the token's code (an address
+    # copied from another network, an RPC on the wrong chain) it moves nothing, and says so only
+    # by the Transfer event it lacks
+    moved = receipt is not None and receipt.ok and \
+        sender in client.payers(signed.tx_hash, chain_assets(runtime)[ex.asset or ""], ex.recipient or "",
+                                ex.amount or 0)
     actor = process_actor()
     held = _lock_if(session, ex_id, S.SIGNED, now)
     if held is None:
@@ -339,6 +346,19 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     if not receipt.ok:
         fail_attempt(session, runtime, ex, now, actor, "the transfer reverted on chain", tx_hash=signed.tx_hash)
         return "reverted"
+    if not moved:
+        # never retried: the same transaction would move nothing again, and burn gas each time
+        asset = chain_assets(runtime)[ex.asset or ""]
+        reason = (f"transaction {signed.tx_hash} succeeded in block {receipt.block} but paid no {ex.asset}: no "
+                  f"Transfer of {ex.amount} from {sender} to {ex.recipient} at {asset.token or 'the native coin'} "
+                  "(is that the asset's address on this RPC's chain?); nothing left the treasury, the reservation "
+                  "is released; fix DAO_CHAIN_ASSETS or DAO_RPC_URL")
+        reservations.release(session, runtime, ex, now)
+        move_status(session, ex, S.FAILED, now, attempts=ex.attempts + 1, last_error=reason)
+        _record_attempt(session, ex, now, ok=False, actor=actor, reason=reason, tx_hash=signed.tx_hash)
+        session.flush()
+        log.error("execution %s: %s", ex_id, reason)
+        return "failed"
     # a landed transfer is journaled whatever happened meanwhile (the money moved), unless its
     # proposal can no longer be executed: then, as when the journal refuses it, a person must
     # reconcile it, and it is never retried in a loop

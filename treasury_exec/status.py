@@ -28,7 +28,7 @@ class ExecutionStatus(StrEnum):
     DONE = "done"
     EXPIRED = "expired"  # not done by the proposal's eta + grace
     CANCELED = "canceled"  # the proposal was canceled
-    FAILED = "failed"  # a transfer landed but could not be journaled: the operator reconciles it
+    FAILED = "failed"  # landed but not journaled, or succeeded paying nothing: the operator acts
 
 
 S = ExecutionStatus

@@ -3,6 +3,10 @@ amount, so no bucket ever pays out more than it holds, and every execution ends 
 
 from __future__ import annotations
 
+import json
+
+from eth_account import Account
+
 from governance.db import session_scope
 from proposals.lifecycle import State
 from proposals.transitions import lock, transition
@@ -199,6 +203,40 @@ def test_transfer_the_chain_refuses_is_a_visible_failed_attempt(anvil, deploy, d
         t.gov.tick()
         assert t.gov.get(pid)["state"] == "expired"
         assert t.client.get(f"/v1/executions/{ex['id']}").json()["status"] == "expired"
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_a_transfer_that_succeeds_but_moves_no_token_is_not_a_payment(anvil, deploy, database_url,
+                                                                      tmp_path) -> None:
+    """A token address with no code on the RPC's chain (copied from another network): the call
+    succeeds and moves nothing. It must not be journaled as paid (found by the outside attack:
+    the spend ended `done`, the recipient got nothing, `dao ledger verify` said ok); it ends
+    `failed`, its reservation back in the bucket, never retried."""
+    nowhere = Account.create().address  # no contract there
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      chain_assets=json.dumps({"USDC": {"token": nowhere, "decimals": 18, "mode": "chain"}}))
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        t.gov.tick()
+        t.settle()
+        sent = t.sent_transactions()
+        assert sent == 1  # the call was made, and succeeded on chain
+        ex = t.gov.get(pid)["execution"]
+        full = t.client.get(f"/v1/executions/{ex['id']}").json()
+        assert full["status"] == "failed" and "paid no USDC" in full["last_error"], full
+        assert full["reserved"] is None and t.usdc()["community"] == str(1000 * USDC)
+        assert t.gov.get(pid)["state"] == "queued"
+        for _ in range(3):  # never retried: the same call would move nothing again, for gas
+            t.clock.advance(120)
+            t.gov.tick()
+        assert t.sent_transactions() == sent
+        t.clock.advance(3600)  # the proposal expires at its deadline, holding nothing
+        t.gov.tick()
+        assert t.gov.get(pid)["state"] == "expired"
         t.assert_books_hold()
     finally:
         t.close()

@@ -65,8 +65,8 @@ def test_transfers_in_flight_take_their_fees_first(anvil, deploy, database_url, 
         now = t.clock.now()
         with session_scope(t.rt.engine) as s:
             executions.create_due(s, t.rt, now)
-        with session_scope(t.rt.engine, write=False) as s:
-            first, second = s.exec(select(Execution.id).order_by(Execution.id)).all()
+        with session_scope(t.rt.engine, write=False) as s:  # by proposal: ids need not follow their order
+            first, second = (s.exec(select(Execution.id).where(Execution.proposal_id == pid)).one() for pid in ids)
         with session_scope(t.rt.engine) as s:
             signed = executions.sign_chain(s, t.rt, first, now)  # stored, not yet broadcast
         assert signed is not None
