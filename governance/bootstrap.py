@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
+from web3 import Web3
 
 import proposals.controllers
 import proposals.service
@@ -32,7 +33,7 @@ import voting.views
 from governance.clock import Clock, FileClock, SystemClock
 from governance.db import create_engine
 from governance.runtime import Runtime
-from governance.settings import Settings
+from governance.settings import Settings, SettingsError
 from governance.viewcache import ViewCache
 from voting.power import make_power_source
 from voting.writer import VoteWriter
@@ -77,3 +78,29 @@ def bootstrap(settings: Settings, *, engine: Engine | None = None, clock: Clock 
     # the writer's thread starts with the first vote, so a command that never votes runs none
     runtime.vote_writer = VoteWriter(runtime, settings.vote_batch_max)
     return runtime
+
+
+def check_chain(runtime: Runtime) -> None:
+    """For a process that runs the service (``dao serve``, ``dao scheduler``, ``dao init``): the
+    chain the settings point at is there. ``DAO_RPC_URL`` answers, and every token address the
+    service is given (``DAO_CHAIN_ASSETS``, ``DAO_ERC20_TOKEN``) holds a contract on the chain
+    it serves: an address copied from another network, or an RPC on the wrong chain, would have
+    every transfer to it succeed and pay nothing. :class:`SettingsError` naming the setting."""
+    s = runtime.settings
+    tokens = {f"DAO_CHAIN_ASSETS ({symbol})": asset.token for symbol, asset in runtime.chain_assets.items()
+              if asset.token}
+    if s.power_source == "erc20":
+        tokens["DAO_ERC20_TOKEN"] = s.erc20_token
+    if not (runtime.chain_assets or tokens):
+        return
+    w3 = Web3(Web3.HTTPProvider(s.rpc_url, request_kwargs={"timeout": 10}))
+    try:
+        chain_id = w3.eth.chain_id
+        codes = {name: w3.eth.get_code(Web3.to_checksum_address(token)) for name, token in tokens.items()}
+    except Exception as exc:  # connection refused, timeouts, an endpoint that is not JSON-RPC
+        raise SettingsError(f"DAO_RPC_URL: {s.rpc_url} does not answer as a JSON-RPC node "
+                            f"({type(exc).__name__}); the chain assets and the erc20 source need it") from None
+    for name, code in codes.items():
+        if not code:
+            raise SettingsError(f"{name}: {tokens[name]} holds no contract on the chain DAO_RPC_URL serves "
+                                f"(chain id {chain_id}): an address from another network, or the wrong RPC?")

@@ -8,19 +8,23 @@ import logging
 
 import click
 
-from governance.bootstrap import COMMANDS, bootstrap
+from governance.bootstrap import COMMANDS, bootstrap, check_chain
 from governance.db import session_scope
 from governance.errors import GovernanceError, NotInitialised
 from governance.runtime import Runtime
 from governance.settings import SettingsError, load_settings
 
 
-def _runtime() -> Runtime:
+def _runtime(*, runs_service: bool = False) -> Runtime:
     """The process's runtime, from the settings (the composition root). A setting it cannot run
     with stops the command with one message naming the setting (exit status 1), before anything
-    is served or written."""
+    is served or written. ``runs_service``: the process serves or runs the jobs, so the chain
+    its settings point at must be there too (:func:`~governance.bootstrap.check_chain`)."""
     try:
-        return bootstrap(load_settings())
+        rt = bootstrap(load_settings())
+        if runs_service:
+            check_chain(rt)
+        return rt
     except SettingsError as exc:
         raise click.ClickException(f"settings: {exc}") from None
 
@@ -51,7 +55,7 @@ def init() -> None:
     """Create the database schema, the deployment's EIP-712 salt and the default parameters."""
     from governance.setup import initialise
 
-    rt = _runtime()  # checked before the database is touched
+    rt = _runtime(runs_service=True)  # checked before the database is touched
     row, created = initialise(rt)
     state = "initialised" if created else "already initialised (salt kept)"
     click.echo(f"{rt.settings.dao_name}: {state}")
@@ -131,7 +135,7 @@ def keys_revoke(key_id: int) -> None:
 @click.option("--no-scheduler", is_flag=True, help="do not run the scheduler in this process")
 def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
     """Serve the HTTP API (and, unless told otherwise, the scheduler in-process)."""
-    _serve(_runtime(), host, port, scheduler=not no_scheduler)
+    _serve(_runtime(runs_service=True), host, port, scheduler=not no_scheduler)
 
 
 def _serve(rt: Runtime, host: str | None, port: int | None, *, scheduler: bool) -> None:
@@ -168,7 +172,7 @@ def scheduler_cmd(once: bool) -> None:
     """Run the scheduler as its own process (deployments with several API processes)."""
     from governance.scheduler import run_forever, run_once
 
-    rt = _runtime()
+    rt = _runtime(runs_service=True)
     rt.load_deployment()
     if once:
         click.echo(json.dumps(run_once(rt)))
@@ -184,7 +188,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     """Initialise a demo DAO with holders who bought tokens, print their keys, and serve."""
     from governance.demo import setup_demo
 
-    rt = _runtime()
+    rt = _runtime(runs_service=True)
     setup_demo(rt, echo=click.echo, base_url=f"http://{host or rt.settings.host}:{port or rt.settings.port}")
     if not no_serve:
         _serve(rt, host, port, scheduler=True)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 GUARDIAN = Account.create().address
 TOKEN = Account.create().address
-RPC = "http://127.0.0.1:9"  # never contacted: the checks are on the settings, before any request
+RPC = "http://127.0.0.1:9"  # nothing listens there (the discard port)
 
 
 def keystore(tmp_path: Path) -> str:
@@ -42,6 +42,9 @@ CASES = {
                                              "DAO_TREASURY_KEY_PASSWORD": "wrong horse", "DAO_CHAIN_ASSETS": json.dumps(
         {"USDC": {"token": TOKEN, "mode": "chain"}})}, "DAO_TREASURY_KEY_PASSWORD"),
     "malformed-trusted-proxy": (lambda tmp: {"DAO_TRUSTED_PROXIES": "localhost"}, "DAO_TRUSTED_PROXIES"),
+    # well-formed settings, but nothing answers there (tests/chain: a token without a contract)
+    "unreachable-rpc": (lambda tmp: {"DAO_RPC_URL": RPC, "DAO_CHAIN_ASSETS": json.dumps(
+        {"USDC": {"token": TOKEN, "mode": "external", "senders": [GUARDIAN]}})}, "DAO_RPC_URL"),
 }
 COMMANDS = {
     "serve": ["serve", "--no-scheduler"],
