@@ -305,12 +305,16 @@ class ChainClient:
                 return
             raise
 
-    def payers(self, tx_hash: str, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
+    def payers(self, tx_hash: str, asset: ChainAsset, recipient: str, amount: int) -> list[str] | None:
         """The accounts a mined, successful transaction paid exactly ``amount`` of ``asset`` to
         ``recipient`` from (none: it moved nothing of the kind, as a call to an address without
-        the token's code does, though it succeeds)."""
-        return self._payers(tx_hash, self._call(self.w3.eth.get_transaction_receipt, tx_hash), asset, recipient,
-                            amount)
+        the token's code does, though it succeeds); None when the node serves no receipt for it
+        (now: a node behind the others)."""
+        try:
+            r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
+        except TransactionNotFound:
+            return None
+        return self._payers(tx_hash, r, asset, recipient, amount)
 
     def _payers(self, tx_hash: str, r: Any, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
         """The payers in receipt ``r``: the native transfer's sender, or the ``from`` of each of

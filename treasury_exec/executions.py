@@ -329,9 +329,14 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     # a call that succeeds is not a payment: at an address without the token's code (an address
     # copied from another network, an RPC on the wrong chain) it moves nothing, and says so only
     # by the Transfer event it lacks
-    moved = receipt is not None and receipt.ok and \
-        sender in client.payers(signed.tx_hash, chain_assets(runtime)[ex.asset or ""], ex.recipient or "",
-                                ex.amount or 0)
+    moved = False
+    if receipt is not None and receipt.ok:
+        payers = client.payers(signed.tx_hash, chain_assets(runtime)[ex.asset or ""], ex.recipient or "",
+                               ex.amount or 0)
+        if payers is None:  # its receipt, served a moment ago, is not served now: ask again next tick
+            _note(session, ex, f"mined in block {receipt.block}; the node has no receipt for it now", now)
+            return "pending"
+        moved = sender in payers
     actor = process_actor()
     held = _lock_if(session, ex_id, S.SIGNED, now)
     if held is None:
