@@ -6,7 +6,9 @@ thresholds in basis points, durations in seconds: integers throughout.
 
 :meth:`Settings.validate` refuses, with a message naming the variable, every value the service
 cannot run with; what depends on the domains (``DAO_CHAIN_ASSETS``, the treasury key) is checked
-when a process wires its domains (:meth:`governance.runtime.Runtime.wire`). Addresses are taken
+when the composition root builds them (:func:`governance.bootstrap.bootstrap`, through
+``treasury_exec.wiring.build``), and the chain they point at when a process that runs the
+service starts (:func:`governance.bootstrap.check_chain`). Addresses are taken
 only in their one canonical form, never rewritten: an EVM address EIP-55 checksummed, as the API
 takes it (a lower-case one carries no checksum, so a typo in it would go unnoticed), a Solana
 address exactly as base58 encodes its key; an address listed twice is refused.
@@ -29,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from governance.signatures import is_checksum_address, is_solana_address
+from governance.types import BPS
 
 DEFAULT_BUCKETS = ("compute", "development", "treasury", "buybacks", "community")
 DEFAULT_ALLOCATION = {
@@ -146,7 +149,7 @@ class Settings:
             raise SettingsError("DAO_BUCKETS: a bucket name is empty or has surrounding spaces")
         if set(self.initial_allocation) != set(self.buckets):
             raise SettingsError("DAO_INITIAL_ALLOCATION must name exactly the configured buckets (DAO_BUCKETS)")
-        if sum(self.initial_allocation.values()) != 10_000:
+        if sum(self.initial_allocation.values()) != BPS:
             raise SettingsError("DAO_INITIAL_ALLOCATION must sum to 10000 basis points")
         if "treasury" not in self.buckets:
             raise SettingsError("DAO_BUCKETS: the 'treasury' bucket receives rounding remainders; keep it")
@@ -162,14 +165,14 @@ class Settings:
         _in_range("token_decimals", self.token_decimals, 0, 77)  # 10^77 < 2^256
         _in_range("proposal_threshold", self.proposal_threshold, 0, 2**256 - 1)
         _in_range("max_price_change_bps", self.max_price_change_bps, 0, None)
-        _in_range("spend_cap_bps", self.spend_cap_bps, 0, 10_000)
+        _in_range("spend_cap_bps", self.spend_cap_bps, 0, BPS)
 
     def _check_lifecycle(self) -> None:
         for name in ("voting_delay", "voting_period", "timelock", "grace_period"):
             _in_range(name, getattr(self, name), 0, None)
         _in_range("voting_period", self.voting_period, 1, None)
         for prefix in _RULE_PREFIX.values():
-            _in_range(f"{prefix}_quorum_bps", getattr(self, f"{prefix}_quorum_bps"), 0, 10_000)
+            _in_range(f"{prefix}_quorum_bps", getattr(self, f"{prefix}_quorum_bps"), 0, BPS)
             # approval is a strict majority of that share: 10000 could never be exceeded
             _in_range(f"{prefix}_approval_bps", getattr(self, f"{prefix}_approval_bps"), 0, 9_999)
         _in_range("title_max_chars", self.title_max_chars, 1, None)

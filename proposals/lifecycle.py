@@ -30,8 +30,6 @@ class State(StrEnum):
     CANCELED = "canceled"
 
 
-STORED_STATES = frozenset(State) - {State.ACTIVE}
-FINAL_STATES = frozenset({State.DEFEATED, State.EXECUTED, State.EXPIRED, State.CANCELED})
 
 # stored state -> stored states a transition may lead to
 TRANSITIONS: dict[State, frozenset[State]] = {
@@ -76,9 +74,6 @@ def voting_open(stored: str, starts_at: int, ends_at: int, now: int) -> bool:
     """A vote is accepted iff the proposal was not finalized and ``starts_at ≤ now < ends_at``."""
     return State(stored) is State.PENDING and starts_at <= now < ends_at
 
-
-def due_for_tally(stored: str, ends_at: int, now: int) -> bool:
-    return State(stored) is State.PENDING and now >= ends_at
 
 
 def execution_window(tallied_at: int, timelock: int, grace_period: int) -> tuple[int, int]:

@@ -311,10 +311,10 @@ class ChainClient:
         the token's code does, though it succeeds); None when the node serves no receipt for it
         (now: a node behind the others)."""
         try:
-            r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
-        except TransactionNotFound:
+            return self._payers(tx_hash, self._call(self.w3.eth.get_transaction_receipt, tx_hash), asset,
+                                recipient, amount)
+        except TransactionNotFound:  # the receipt, or the native transfer's transaction
             return None
-        return self._payers(tx_hash, r, asset, recipient, amount)
 
     def _payers(self, tx_hash: str, r: Any, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
         """The payers in receipt ``r``: the native transfer's sender, or the ``from`` of each of
@@ -360,7 +360,10 @@ class ChainClient:
         if block <= after_block:
             return TransferCheck(False, "tx_before_claim", f"it was mined in block {block}, not after the claim "
                                  f"(block {after_block})")
-        payers = self._payers(tx_hash, r, asset, recipient, amount)
+        try:
+            payers = self._payers(tx_hash, r, asset, recipient, amount)
+        except TransactionNotFound:  # a node behind the one that served the receipt
+            return TransferCheck(False, "tx_mismatch", "no such transaction on chain")
         if not payers:
             return TransferCheck(False, "tx_mismatch", f"it does not pay {amount} {asset.symbol} to the recipient")
         if not set(payers) & set(asset.senders):

@@ -14,7 +14,6 @@ from governance.db import BIGINT_MAX
 from governance.http import AppRuntime, api_key, errors, public
 from governance.keys import Caller
 from treasury_exec import executions, external, reservations, service
-from treasury_exec.executions import chain_assets
 from treasury_exec.models import Buyback, Deposit, ParameterVersion, Purchase
 from treasury_exec.schemas import (
     BuybackCreate,
@@ -131,7 +130,7 @@ class TreasuryController(Controller):
                 runtime: AppRuntime) -> Response[DepositRead]:
         row, created = service.record_deposit(db, runtime, bucket=data.bucket, asset=data.asset,
                                               amount=int(data.amount), reference=data.reference,
-                                              assets=set(chain_assets(runtime)))
+                                              assets=set(runtime.chain_assets))
         return Response(_deposit(row), status_code=201 if created else 200)
 
 

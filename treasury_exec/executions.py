@@ -47,7 +47,7 @@ from proposals.models import Proposal
 from proposals.service import process_actor
 from proposals.transitions import lock, record_event, transition
 from treasury_exec import journal, reservations, service
-from treasury_exec.chain import ChainAsset, ChainClient, Receipt, SignedTransfer, sender_of
+from treasury_exec.chain import ChainClient, Receipt, SignedTransfer, sender_of
 from treasury_exec.journal import Posting
 from treasury_exec.models import ChainNonce, Execution, ExecutionAttempt
 from treasury_exec.status import IN_FLIGHT, TERMINAL, TRANSITIONS, ExecutionStatus
@@ -57,9 +57,6 @@ log = logging.getLogger("treasury_exec.executions")
 S = ExecutionStatus
 EXECUTION_STATUS = StateMachine(Execution.__table__, "status", TRANSITIONS, initial=S.READY)  # type: ignore[attr-defined]
 
-
-def chain_assets(runtime: Runtime) -> dict[str, ChainAsset]:
-    return runtime.chain_assets
 
 
 def chain_client(runtime: Runtime) -> ChainClient:
@@ -75,7 +72,7 @@ def _mode(runtime: Runtime, proposal: Proposal, msg: dict[str, Any]) -> str:
         return "parameters"
     if msg["bucket"] in runtime.settings.external_buckets:
         return "external"
-    asset = chain_assets(runtime).get(msg["asset"])
+    asset = runtime.chain_assets.get(msg["asset"])
     return asset.mode if asset else "internal"
 
 
@@ -254,7 +251,7 @@ def sign_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> Sign
         fail_attempt(session, runtime, ex, now, actor,
                      f"insufficient_funds: bucket:{ex.bucket} holds {available} {ex.asset}; {ex.amount} needed")
         return None
-    asset = chain_assets(runtime)[ex.asset]
+    asset = runtime.chain_assets[ex.asset]
     account = runtime.treasury_account
     if account is None:  # bootstrap loads it whenever an asset has mode chain
         raise RuntimeError("no treasury key: DAO_TREASURY_KEY_FILE or DAO_TREASURY_PRIVATE_KEY")
@@ -331,7 +328,7 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     # by the Transfer event it lacks
     moved = False
     if receipt is not None and receipt.ok:
-        payers = client.payers(signed.tx_hash, chain_assets(runtime)[ex.asset or ""], ex.recipient or "",
+        payers = client.payers(signed.tx_hash, runtime.chain_assets[ex.asset or ""], ex.recipient or "",
                                ex.amount or 0)
         if payers is None:  # its receipt, served a moment ago, is not served now: ask again next tick
             _note(session, ex, f"mined in block {receipt.block}; the node has no receipt for it now", now)
@@ -339,8 +336,8 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
         moved = sender in payers
     actor = process_actor()
     held = _lock_if(session, ex_id, S.SIGNED, now)
-    if held is None:
-        return "skipped"
+    if held is None or held[0].tx_hash != signed.tx_hash:
+        return "skipped"  # moved meanwhile (released and signed anew): what was read is of another transfer
     ex, proposal = held
     if receipt is None:
         assert taken_by is not None
@@ -353,7 +350,7 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
         return "reverted"
     if not moved:
         # never retried: the same transaction would move nothing again, and burn gas each time
-        asset = chain_assets(runtime)[ex.asset or ""]
+        asset = runtime.chain_assets[ex.asset or ""]
         reason = (f"transaction {signed.tx_hash} succeeded in block {receipt.block} but paid no {ex.asset}: no "
                   f"Transfer of {ex.amount} from {sender} to {ex.recipient} at {asset.token or 'the native coin'} "
                   "(is that the asset's address on this RPC's chain?); nothing left the treasury, the reservation "

@@ -31,7 +31,6 @@ from proposals.models import Proposal
 from proposals.transitions import lock
 from treasury_exec import reservations
 from treasury_exec.executions import (
-    chain_assets,
     chain_client,
     execute,
     fail_attempt,
@@ -92,7 +91,7 @@ def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: 
     if not reservations.held(session, ex):
         reservations.reserve(session, runtime, ex, now)  # 422 insufficient_funds: the bucket holds less
     claimed_block = ex.claimed_block
-    if claimed_block is None and ex.asset in chain_assets(runtime):
+    if claimed_block is None and ex.asset in runtime.chain_assets:
         claimed_block = chain_client(runtime).head_block()
     move_status(session, ex, S.CLAIMED, now, lease_owner=executor, claimed_block=claimed_block,
                 lease_expires_at=min(now + runtime.settings.execution_lease_seconds, proposal.deadline or 0))
@@ -129,7 +128,7 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
         raise Conflict(f"execution {ex_id} was already completed", code="already_completed")
     proposal = _runnable(ex, proposal, now)
     ex = _held(session, ex_id, executor, now)
-    asset = chain_assets(runtime).get(ex.asset or "")
+    asset = runtime.chain_assets.get(ex.asset or "")
     if asset is None and tx_hash:
         raise Unprocessable(f"{ex.asset} is not an on-chain asset: report the payment with a reference, "
                             "not a transaction hash", code="tx_hash_not_applicable")
@@ -152,10 +151,11 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
             confirmations=runtime.settings.confirmations)
         if not check.ok:
             raise Unprocessable(f"transaction {tx_hash}: {check.why}", code=check.code)
-    ex.tx_hash, ex.reference = tx_hash, reference
     try:
-        with session.begin_nested():  # the unique index decides between two concurrent completions
-            session.add(ex)
+        # the unique index decides between two concurrent completions; the write is inside the
+        # savepoint (begin_nested flushes what is pending before it opens), so a loser's is undone
+        with session.begin_nested():
+            ex.tx_hash, ex.reference = tx_hash, reference
             session.flush()
     except IntegrityError as exc:
         raise Conflict(f"transaction {tx_hash} already completed another execution", code="tx_already_used") from exc

@@ -15,6 +15,7 @@ from governance.idempotency import record_once
 from governance.ports import JournalPoint
 from governance.runtime import Runtime
 from governance.signatures import normalize_address
+from governance.types import BPS
 from treasury_exec import journal
 from treasury_exec.journal import GENESIS, Posting
 from treasury_exec.models import (
@@ -69,7 +70,7 @@ def price_in_force(session: Session) -> int:
 def add_parameter_version(session: Session, kind: str, value: Any, *, now: int,
                           proposal_id: str | None) -> ParameterVersion:
     """A new price or allocation, in force from now on; the allocation is replaced whole."""
-    if kind == "allocation" and sum(value.values()) != 10_000:
+    if kind == "allocation" and sum(value.values()) != BPS:
         raise Unprocessable("an allocation sums to 10000 bps", code="allocation_not_100")
     row = ParameterVersion(kind=kind, value=json.dumps(value, sort_keys=True), created_at=now,
                            origin="proposal" if proposal_id else "initial", proposal_id=proposal_id)

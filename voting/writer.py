@@ -21,12 +21,13 @@ import asyncio
 import logging
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
 from governance.db import session_scope
+from governance.errors import ServiceUnavailable
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage
 from voting.service import Accepted, record_votes
@@ -60,12 +61,12 @@ class VoteWriter:
         self._lock = threading.Lock()
 
     def _put(self, pending: _Pending) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="vote-writer", daemon=True)
-                    self._thread.start()
-        self._queue.put(pending)
+        # under the lock: a vote is never queued behind the stop marker of a thread that is going
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="vote-writer", daemon=True)
+                self._thread.start()
+            self._queue.put(pending)
 
     def submit(self, verified: VerifiedMessage) -> Future[Accepted]:
         """Queue a verified vote from any thread; the future resolves once its batch is committed
@@ -89,6 +90,17 @@ class VoteWriter:
             if thread is not None:
                 self._queue.put(_STOP)
                 thread.join()
+            left: list[_Pending] = []
+            while True:  # nothing should be left (votes are queued under the lock); never strand one
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Pending):
+                    left.append(item)
+            if left:
+                self._settle(left, [ServiceUnavailable("the service is stopping; the vote was not stored",
+                                                       code="database_unavailable")] * len(left))
 
     def _run(self) -> None:
         stopping = False
@@ -106,10 +118,14 @@ class VoteWriter:
                     stopping = True  # write what came before it, then stop
                     break
                 batch.append(more)
-            outcomes = self._write(batch)  # type: ignore[arg-type]
-            # before anyone is answered: a client reading after its 2xx sees its vote counted
-            self.views.invalidate({p.verified.message_json["proposal"] for p in batch})  # type: ignore[union-attr]
-            self._settle(batch, outcomes)  # type: ignore[arg-type]
+            try:
+                outcomes = self._write(batch)  # type: ignore[arg-type]
+                # before anyone is answered: a client reading after its 2xx sees its vote counted
+                self.views.invalidate({p.verified.message_json["proposal"] for p in batch})  # type: ignore[union-attr]
+                self._settle(batch, outcomes)  # type: ignore[arg-type]
+            except BaseException as exc:  # the thread must outlive any one batch: every later vote waits on it
+                log.exception("vote writer: a batch of %d failed outside its transaction", len(batch))
+                self._settle(batch, [exc] * len(batch))  # type: ignore[arg-type]
 
     def _write(self, batch: list[_Pending]) -> list[Outcome]:
         try:
@@ -149,12 +165,15 @@ class VoteWriter:
 
 
 def _resolve(future: Future[Accepted] | asyncio.Future[Accepted], outcome: Outcome) -> None:
-    if future.done():  # the caller stopped waiting (its request was cancelled)
+    if future.done():  # the caller stopped waiting (its request was cancelled), or was answered
         return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except (InvalidStateError, asyncio.InvalidStateError):  # cancelled between done() and here
+        pass
 
 
 def _resolve_all(answers: list[tuple[asyncio.Future[Accepted], Outcome]]) -> None:

@@ -10,6 +10,7 @@ running tally must be those of the votes applied one at a time.
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from governance.db import session_scope
@@ -94,3 +95,31 @@ def test_the_writer_answers_only_after_the_commit(gov, runtime) -> None:
     with session_scope(runtime.engine, write=False) as session:
         stored = {b.id for b in session.exec(select(Ballot).where(Ballot.proposal_id == pid))}
     assert stored == {r.id for r in receipts}
+
+
+def test_the_writer_outlives_a_batch_that_fails_outside_its_transaction(gov, runtime, monkeypatch) -> None:
+    """A failure after the commit (here, dropping the cached views) is that batch's answer; the
+    writer thread goes on, so the next vote is still written (it had died, and every later vote
+    waited forever). A stopped writer starts again with the next vote."""
+    a, b = Wallet.evm(), Wallet.evm()
+    for w in (a, b):
+        gov.buy(w, 1)
+    pid = gov.proposal(a, "PriceChange", price=110_000)
+    gov.advance(runtime.settings.voting_delay)
+
+    def vote(w: Wallet):
+        return verify_accepted(Envelope(**w.sign(gov.domain, "Vote", vote_message(w.address, pid, 1, gov.now))),
+                               runtime.encoder, ("Vote",))
+
+    writer = VoteWriter(runtime, max_batch=5)
+    try:
+        broken = RuntimeError("the view cache failed")
+        monkeypatch.setattr(writer.views, "invalidate", lambda keys=None: (_ for _ in ()).throw(broken))
+        with pytest.raises(RuntimeError, match="view cache failed"):
+            writer.submit(vote(a)).result(timeout=30)
+        monkeypatch.undo()
+        assert writer.submit(vote(b)).result(timeout=30).created
+        writer.stop()
+        assert writer.submit(vote(a)).result(timeout=30).created is False  # a new thread: a's vote was stored
+    finally:
+        writer.stop()
