@@ -83,9 +83,10 @@ def bootstrap(settings: Settings, *, engine: Engine | None = None, clock: Clock 
 def check_chain(runtime: Runtime) -> None:
     """For a process that runs the service (``dao serve``, ``dao scheduler``, ``dao init``,
     ``dao demo``): the chain the settings point at is there. ``DAO_RPC_URL`` answers, and every
-    token address the service is given (``DAO_CHAIN_ASSETS``, ``DAO_ERC20_TOKEN``) holds a contract on the chain
-    it serves: an address copied from another network, or an RPC on the wrong chain, would have
-    every transfer to it succeed and pay nothing. :class:`SettingsError` naming the setting."""
+    token address the service is given (``DAO_CHAIN_ASSETS``, ``DAO_ERC20_TOKEN``) holds a
+    contract on the chain it serves: an address copied from another network, or an RPC on the
+    wrong chain, would have every transfer to it succeed and pay nothing. :class:`SettingsError`
+    naming the setting."""
     s = runtime.settings
     tokens = {f"DAO_CHAIN_ASSETS ({symbol})": asset.token for symbol, asset in runtime.chain_assets.items()
               if asset.token}
