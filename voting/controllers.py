@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
@@ -21,6 +21,7 @@ from voting.schemas import (
     HolderListRead,
     HolderListUpload,
     PowerRead,
+    ProposalExport,
     SnapshotRef,
     VoteReceipt,
 )
@@ -61,7 +62,7 @@ class VoteController(Controller):
          summary="Every signed message, the snapshot weights and the result, to verify offline "
                  "(`dao verify`)", responses=errors(400, 404))
     def export(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
-               runtime: AppRuntime) -> dict[str, Any]:
+               runtime: AppRuntime) -> ProposalExport:
         return build_export(db, runtime, proposal_id.lower())
 
 

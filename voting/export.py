@@ -16,51 +16,50 @@ from governance.signatures import Envelope, verify_envelope
 from governance.typed_data import TYPES, Domain, TypedDataEncoder
 from governance.types import parse_uint
 from proposals.service import get_proposal
+from proposals.views import ledger_head
 from voting.models import TallyResult
+from voting.schemas import (
+    ExportBallot,
+    ExportProposal,
+    ExportResult,
+    ExportRules,
+    ExportSnapshot,
+    ProposalExport,
+    SignedEnvelope,
+)
 from voting.service import iter_ballots
 from voting.tally import BallotRecord, count, decide, effective_ballots
 
 FORMAT = "ast-governance-export/1"
 
 
-def build_export(session: Session, runtime: Runtime, proposal_id: str) -> dict[str, Any]:
+def build_export(session: Session, runtime: Runtime, proposal_id: str) -> ProposalExport:
     p = get_proposal(session, proposal_id)
     ballots = []
     weights: dict[str, str] = {}
     for b in iter_ballots(session, proposal_id):
-        ballots.append({"seq": b.seq, "accepted_at": b.accepted_at, "weight": str(b.weight),
-                        "envelope": {"type": "Vote", "scheme": b.scheme, "signer": b.voter,
-                                     "signature": b.signature, "message": json.loads(b.message)}})
+        ballots.append(ExportBallot(seq=b.seq, accepted_at=b.accepted_at, weight=str(b.weight),
+                                    envelope=SignedEnvelope(type="Vote", scheme=b.scheme, signer=b.voter,
+                                                            signature=b.signature, message=json.loads(b.message))))
         weights[b.voter] = str(b.weight)
     r = session.get(TallyResult, proposal_id)
-    result = None if r is None else {
-        "outcome": r.outcome, "for": str(r.for_votes), "against": str(r.against_votes),
-        "abstain": str(r.abstain_votes), "voters": r.voters, "quorum": str(r.quorum),
-        "quorum_reached": r.quorum_reached, "merkle_root": r.merkle_root, "tallied_at": r.tallied_at,
-        "ledger_head": _head(r.journal_seq, r.journal_hash),
-    }
-    return {
-        "format": FORMAT,
-        "domain": runtime.domain.as_json(),
-        "types": TYPES,
-        "proposal": {
-            "id": p.id, "state": p.state,
-            "envelope": {"type": p.kind, "scheme": p.scheme, "signer": p.proposer, "signature": p.signature,
-                         "message": json.loads(p.message)},
-            "created_at": p.created_at, "starts_at": p.starts_at, "ends_at": p.ends_at,
-            "rules": {"quorum_bps": p.quorum_bps, "approval_bps": p.approval_bps},
-        },
-        "snapshot": {"source": p.snapshot_source, "ref": p.snapshot_ref, "total": str(p.snapshot_total),
-                     "ledger_head": _head(p.journal_seq, p.journal_hash), "weights": weights},
-        "ballots": ballots,
-        "result": result,
-    }
-
-
-def _head(seq: int | None, digest: str | None) -> dict[str, Any] | None:
-    # the treasury journal's head recorded with the snapshot or the result: a copy published
+    # the treasury journal's heads recorded with the snapshot and the result: a copy published
     # here is checked later with `dao ledger verify --expect SEQ:HASH`
-    return None if seq is None or digest is None else {"seq": seq, "hash": digest}
+    result = None if r is None else ExportResult(
+        outcome=r.outcome, for_=str(r.for_votes), against=str(r.against_votes), abstain=str(r.abstain_votes),
+        voters=r.voters, quorum=str(r.quorum), quorum_reached=r.quorum_reached, merkle_root=r.merkle_root,
+        tallied_at=r.tallied_at, ledger_head=ledger_head(r.journal_seq, r.journal_hash))
+    return ProposalExport(
+        format=FORMAT, domain=runtime.domain.as_json(), types=TYPES,
+        proposal=ExportProposal(
+            id=p.id, state=p.state,
+            envelope=SignedEnvelope(type=p.kind, scheme=p.scheme, signer=p.proposer, signature=p.signature,
+                                    message=json.loads(p.message)),
+            created_at=p.created_at, starts_at=p.starts_at, ends_at=p.ends_at,
+            rules=ExportRules(quorum_bps=p.quorum_bps, approval_bps=p.approval_bps)),
+        snapshot=ExportSnapshot(source=p.snapshot_source, ref=p.snapshot_ref, total=str(p.snapshot_total),
+                                ledger_head=ledger_head(p.journal_seq, p.journal_hash), weights=weights),
+        ballots=ballots, result=result)
 
 
 @dataclass

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from proposals.schemas import LedgerHead
+
 
 class VoteReceipt(msgspec.Struct):
     """What a voter keeps: the vote id, the weight counted, when and where it was logged."""
@@ -81,3 +83,73 @@ class HolderListRead(msgspec.Struct):
     label: str
     uploaded_at: int
     reference: str | None = None
+
+
+# --- the export (GET /v1/proposals/{id}/export; checked offline by `dao verify`) ----------------
+
+
+class SignedEnvelope(msgspec.Struct):
+    """A signed message exactly as received: what ``dao verify`` checks the signature of."""
+
+    type: str
+    scheme: str
+    signer: str
+    signature: str
+    message: dict[str, Any]
+
+
+class ExportBallot(msgspec.Struct):
+    seq: int
+    accepted_at: int
+    weight: str
+    envelope: SignedEnvelope
+
+
+class ExportRules(msgspec.Struct):
+    quorum_bps: int
+    approval_bps: int
+
+
+class ExportProposal(msgspec.Struct):
+    id: str
+    state: str
+    envelope: SignedEnvelope
+    created_at: int
+    starts_at: int
+    ends_at: int
+    rules: ExportRules
+
+
+class ExportSnapshot(msgspec.Struct):
+    source: str
+    ref: int
+    total: str
+    ledger_head: LedgerHead | None
+    weights: dict[str, str]  # voter -> weight at the snapshot, of every voter with a ballot
+
+
+class ExportResult(msgspec.Struct):
+    outcome: str
+    for_: str = msgspec.field(name="for")
+    against: str
+    abstain: str
+    voters: int
+    quorum: str
+    quorum_reached: bool
+    merkle_root: str
+    tallied_at: int
+    ledger_head: LedgerHead | None
+
+
+class ProposalExport(msgspec.Struct):
+    """Everything needed to recount a proposal offline, trusting nothing in it: the EIP-712
+    domain and types, the signed proposal, the snapshot weights, every ballot as signed, and
+    the result the service recorded (None before the tally)."""
+
+    format: str
+    domain: dict[str, Any]
+    types: dict[str, Any]
+    proposal: ExportProposal
+    snapshot: ExportSnapshot
+    ballots: list[ExportBallot]
+    result: ExportResult | None
