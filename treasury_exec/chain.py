@@ -151,6 +151,7 @@ class Receipt:
     ok: bool
     block: int
     confirmations: int
+    logs: tuple[Any, ...] = ()  # the events it emitted (a token transfer's Transfer among them)
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,22 @@ def max_cost(tx: dict[str, Any]) -> int:
 
 def _hex(value: bytes) -> str:
     return "0x" + value.hex().removeprefix("0x").lower()
+
+
+def token_payers(logs: Any, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
+    """The accounts whose tokens moved to ``recipient``, exactly ``amount`` of ``asset``, by the
+    token's ``Transfer`` events in ``logs`` (none: the transaction moved nothing of the kind, as
+    a call to an address without the token's code does, though it succeeds)."""
+    want = Web3.to_checksum_address(recipient)
+    payers = []
+    for lg in logs:
+        if Web3.to_checksum_address(lg["address"]) != asset.token or len(lg["topics"]) != 3 \
+                or lg["topics"][0] != TRANSFER_TOPIC:
+            continue
+        to, value = Web3.to_checksum_address(lg["topics"][2][-20:]), int.from_bytes(bytes(lg["data"]), "big")
+        if to == want and value == amount:
+            payers.append(Web3.to_checksum_address(lg["topics"][1][-20:]))
+    return payers
 
 
 def load_treasury_account(settings: Settings) -> LocalAccount:
@@ -305,35 +322,6 @@ class ChainClient:
                 return
             raise
 
-    def payers(self, tx_hash: str, asset: ChainAsset, recipient: str, amount: int) -> list[str] | None:
-        """The accounts a mined, successful transaction paid exactly ``amount`` of ``asset`` to
-        ``recipient`` from (none: it moved nothing of the kind, as a call to an address without
-        the token's code does, though it succeeds); None when the node serves no receipt for it
-        (now: a node behind the others)."""
-        try:
-            return self._payers(tx_hash, self._call(self.w3.eth.get_transaction_receipt, tx_hash), asset,
-                                recipient, amount)
-        except TransactionNotFound:  # the receipt, or the native transfer's transaction
-            return None
-
-    def _payers(self, tx_hash: str, r: Any, asset: ChainAsset, recipient: str, amount: int) -> list[str]:
-        """The payers in receipt ``r``: the native transfer's sender, or the ``from`` of each of
-        the token's ``Transfer`` events (the account whose tokens moved)."""
-        want = Web3.to_checksum_address(recipient)
-        if asset.native:
-            tx = self._call(self.w3.eth.get_transaction, tx_hash)
-            paid = tx["to"] is not None and Web3.to_checksum_address(tx["to"]) == want and tx["value"] == amount
-            return [Web3.to_checksum_address(tx["from"])] if paid else []
-        payers = []
-        for lg in r["logs"]:
-            if Web3.to_checksum_address(lg["address"]) != asset.token or len(lg["topics"]) != 3 \
-                    or lg["topics"][0] != TRANSFER_TOPIC:
-                continue
-            to = Web3.to_checksum_address(lg["topics"][2][-20:])
-            if to == want and int.from_bytes(bytes(lg["data"]), "big") == amount:
-                payers.append(Web3.to_checksum_address(lg["topics"][1][-20:]))
-        return payers
-
     def receipt(self, tx_hash: str) -> Receipt | None:
         try:
             r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
@@ -341,7 +329,7 @@ class ChainClient:
             return None
         head = self._call(lambda: self.w3.eth.block_number)
         return Receipt(tx_hash=tx_hash, ok=r["status"] == 1, block=r["blockNumber"],
-                       confirmations=head - r["blockNumber"] + 1)
+                       confirmations=head - r["blockNumber"] + 1, logs=tuple(r["logs"]))
 
     def check_transfer(self, tx_hash: str, asset: ChainAsset, *, recipient: str, amount: int,
                        after_block: int, confirmations: int) -> TransferCheck:
@@ -360,10 +348,16 @@ class ChainClient:
         if block <= after_block:
             return TransferCheck(False, "tx_before_claim", f"it was mined in block {block}, not after the claim "
                                  f"(block {after_block})")
-        try:
-            payers = self._payers(tx_hash, r, asset, recipient, amount)
-        except TransactionNotFound:  # a node behind the one that served the receipt
-            return TransferCheck(False, "tx_mismatch", "no such transaction on chain")
+        if asset.native:
+            try:
+                tx = self._call(self.w3.eth.get_transaction, tx_hash)
+            except TransactionNotFound:  # a node behind the one that served the receipt
+                return TransferCheck(False, "tx_mismatch", "no such transaction on chain")
+            paid = tx["to"] is not None and Web3.to_checksum_address(tx["to"]) == Web3.to_checksum_address(
+                recipient) and tx["value"] == amount
+            payers = [Web3.to_checksum_address(tx["from"])] if paid else []
+        else:
+            payers = token_payers(r["logs"], asset, recipient, amount)
         if not payers:
             return TransferCheck(False, "tx_mismatch", f"it does not pay {amount} {asset.symbol} to the recipient")
         if not set(payers) & set(asset.senders):

@@ -47,7 +47,7 @@ from proposals.models import Proposal
 from proposals.service import process_actor
 from proposals.transitions import lock, record_event, transition
 from treasury_exec import journal, reservations, service
-from treasury_exec.chain import ChainClient, Receipt, SignedTransfer, sender_of
+from treasury_exec.chain import ChainClient, Receipt, SignedTransfer, sender_of, token_payers
 from treasury_exec.journal import Posting
 from treasury_exec.models import ChainNonce, Execution, ExecutionAttempt
 from treasury_exec.status import IN_FLIGHT, TERMINAL, TRANSITIONS, ExecutionStatus
@@ -325,15 +325,10 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
     sender = sender_of(signed.raw)
     # a call that succeeds is not a payment: at an address without the token's code (an address
     # copied from another network, an RPC on the wrong chain) it moves nothing, and says so only
-    # by the Transfer event it lacks
-    moved = False
-    if receipt is not None and receipt.ok:
-        payers = client.payers(signed.tx_hash, runtime.chain_assets[ex.asset or ""], ex.recipient or "",
-                               ex.amount or 0)
-        if payers is None:  # its receipt, served a moment ago, is not served now: ask again next tick
-            _note(session, ex, f"mined in block {receipt.block}; the node has no receipt for it now", now)
-            return "pending"
-        moved = sender in payers
+    # by the Transfer event it lacks. A native transfer pays what we signed, by construction.
+    asset = runtime.chain_assets[ex.asset or ""]
+    moved = receipt is not None and receipt.ok and (
+        asset.native or sender in token_payers(receipt.logs, asset, ex.recipient or "", ex.amount or 0))
     actor = process_actor()
     held = _lock_if(session, ex_id, S.SIGNED, now)
     if held is None or held[0].tx_hash != signed.tx_hash:
@@ -350,7 +345,6 @@ def settle_chain(session: Session, runtime: Runtime, ex_id: int, now: int) -> st
         return "reverted"
     if not moved:
         # never retried: the same transaction would move nothing again, and burn gas each time
-        asset = runtime.chain_assets[ex.asset or ""]
         reason = (f"transaction {signed.tx_hash} succeeded in block {receipt.block} but paid no {ex.asset}: no "
                   f"Transfer of {ex.amount} from {sender} to {ex.recipient} at {asset.token or 'the native coin'} "
                   "(is that the asset's address on this RPC's chain?); nothing left the treasury, the reservation "

@@ -134,7 +134,8 @@ class Execution(SQLModel, table=True):
     waiting for its next attempt after a failed one), ``claimed`` (an external executor holds a
     lease; the amount is reserved), ``signed`` (an on-chain transfer is signed and stored, maybe
     broadcast; the amount is reserved); terminal: ``done``, ``expired``, ``canceled`` and
-    ``failed`` (a transfer landed but could not be journaled: the operator reconciles it). It
+    ``failed`` (a transfer landed but could not be journaled, or succeeded paying nothing: the
+    operator acts). It
     changes only through ``treasury_exec.executions.move_status``."""
 
     __tablename__ = "execution"

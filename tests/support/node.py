@@ -20,4 +20,4 @@ def node_with(purpose: str, *needs: Path) -> str:
         return node
     if os.environ.get("DAO_REQUIRE_NODE"):
         pytest.fail(f"DAO_REQUIRE_NODE is set but {', '.join(missing)} is missing: install node and run npm ci")
-    pytest.skip(f"{purpose} needs {', '.join(missing)} (npm ci)")
+    pytest.skip(f"{purpose} needs {', '.join(missing)} (npm install, as ./dev test runs it)")
