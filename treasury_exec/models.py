@@ -135,8 +135,7 @@ class Execution(SQLModel, table=True):
     lease; the amount is reserved), ``signed`` (an on-chain transfer is signed and stored, maybe
     broadcast; the amount is reserved); terminal: ``done``, ``expired``, ``canceled`` and
     ``failed`` (a transfer landed but could not be journaled, or succeeded paying nothing: the
-    operator acts). It
-    changes only through ``treasury_exec.executions.move_status``."""
+    operator acts). It changes only through ``treasury_exec.executions.move_status``."""
 
     __tablename__ = "execution"
     __table_args__ = (
