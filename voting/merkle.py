@@ -78,3 +78,30 @@ def holder_leaf(address: str, balance: int) -> bytes:
     """A holder-list row: the address as UTF-8 (either wallet family), then the balance."""
     raw = address.encode()
     return len(raw).to_bytes(1, "big") + raw + balance.to_bytes(32, "big")
+
+
+def inclusion_proof(leaves: list[bytes], index: int) -> list[bytes]:
+    """The sibling hashes from leaf ``index`` up to the root of ``leaves`` (in tree order), one
+    per level where the node has a sibling; a level where it is the odd node carried up adds
+    nothing. Pairs are sorted before hashing, so a proof needs no left/right flags
+    (:func:`verify_proof` checks one)."""
+    if not 0 <= index < len(leaves):
+        raise IndexError(f"leaf {index} of {len(leaves)}")
+    level = [leaf_hash(x) for x in leaves]
+    path: list[bytes] = []
+    while len(level) > 1:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        level = [node_hash(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+        index //= 2
+    return path
+
+
+def verify_proof(leaf: bytes, path: Iterable[bytes], expected_root: bytes) -> bool:
+    """Whether ``leaf`` (its data, not yet hashed) is in the tree whose root is ``expected_root``."""
+    node = leaf_hash(leaf)
+    for sibling in path:
+        node = node_hash(node, sibling)
+    return node == expected_root
