@@ -162,6 +162,19 @@ class TransferCheck:
     code: str = ""
     why: str = ""
 
+    @property
+    def retryable(self) -> bool:
+        """Whether the same report may pass later: the node has not seen the transaction yet (a
+        backend behind the others has no receipt for a block just mined), or it lacks
+        confirmations. Everything else about a mined transaction is final."""
+        return self.code in RETRYABLE
+
+
+# what a report of a real payment may meet before the chain has caught up with it
+RETRYABLE = ("tx_not_found", "tx_unconfirmed")
+_NOT_FOUND = ("the node has no such transaction (yet): one just mined may not have reached the node that "
+              "answered; report it again in a few blocks")
+
 
 def sender_of(raw: str) -> str:
     """The EIP-55 account that signed a raw transaction."""
@@ -341,7 +354,7 @@ class ChainClient:
         try:
             r = self._call(self.w3.eth.get_transaction_receipt, tx_hash)
         except TransactionNotFound:
-            return TransferCheck(False, "tx_mismatch", "no such transaction on chain")
+            return TransferCheck(False, "tx_not_found", _NOT_FOUND)
         if r["status"] != 1:
             return TransferCheck(False, "tx_mismatch", "the transaction reverted")
         block = r["blockNumber"]
@@ -352,7 +365,7 @@ class ChainClient:
             try:
                 tx = self._call(self.w3.eth.get_transaction, tx_hash)
             except TransactionNotFound:  # a node behind the one that served the receipt
-                return TransferCheck(False, "tx_mismatch", "no such transaction on chain")
+                return TransferCheck(False, "tx_not_found", _NOT_FOUND)
             paid = tx["to"] is not None and Web3.to_checksum_address(tx["to"]) == Web3.to_checksum_address(
                 recipient) and tx["value"] == amount
             payers = [Web3.to_checksum_address(tx["from"])] if paid else []

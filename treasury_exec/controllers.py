@@ -159,11 +159,14 @@ class ExecutionController(Controller):
           security=api_key("executor"),
           summary="Lease an external execution and reserve its amount (an expired lease may be claimed again)",
           description="409 `not_claimable` when another executor holds it, `execution_expired` (with `status`) "
-                      "after the proposal's deadline; 422 `insufficient_funds` when the bucket cannot cover it.",
+                      "after the proposal's deadline, `execution_changed` when it moved while the chain was read "
+                      "(send again); 422 `insufficient_funds` when the bucket cannot cover it.",
           responses=errors(400, 401, 403, 404, 409, 422, 503))
     def claim(self, execution_id: FromPath[ExecutionId], db: NamedDependency[Session],
               runtime: AppRuntime, caller: NamedDependency[Caller]) -> ExecutionRead:
-        ex = external.lease_to_executor(db, runtime, execution_id, _executor(caller))
+        # the node first, outside the unit of work (whose session has not touched the database yet)
+        chain = external.read_chain(runtime, execution_id)
+        ex = external.lease_to_executor(db, runtime, execution_id, _executor(caller), chain)
         return execution_read(db, ex)
 
     @post("/{execution_id:str}/complete", operation_id="completeExecution", sync_to_thread=True, status_code=200,
@@ -174,14 +177,19 @@ class ExecutionController(Controller):
                       "proposal's deadline (`execution_expired`, with `status`). 422 when the transaction does "
                       "not pay this spend (`tx_mismatch`), pays from a sender the asset does not allow "
                       "(`sender_not_allowed`), was mined before the first claim (`tx_before_claim`) or lacks "
-                      "confirmations (`tx_unconfirmed`); a transaction hash for an off-chain asset is 422 "
-                      "`tx_hash_not_applicable` (give a `reference`).",
+                      "confirmations (`tx_unconfirmed`), or when the node has no such transaction "
+                      "(`tx_not_found`); each of these carries `retryable`: true for `tx_unconfirmed` and "
+                      "`tx_not_found` (a node behind the others may not have seen it yet: report again "
+                      "later), false for the rest. A transaction hash for an off-chain asset is 422 "
+                      "`tx_hash_not_applicable` (give a `reference`); 409 `execution_changed` when the "
+                      "execution moved while the chain was read (send again).",
           responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     def complete(self, execution_id: FromPath[ExecutionId], data: JSONBody[CompleteRequest],
                  db: NamedDependency[Session], runtime: AppRuntime,
                  caller: NamedDependency[Caller]) -> Response[ExecutionRead]:
+        chain = external.read_chain(runtime, execution_id, tx_hash=data.tx_hash)  # before any lock, as claim
         ex, _ = external.complete(db, runtime, execution_id, _executor(caller), tx_hash=data.tx_hash,
-                                  reference=data.reference)
+                                  reference=data.reference, chain=chain)
         return Response(execution_read(db, ex), status_code=200)
 
     @post("/{execution_id:str}/fail", operation_id="failExecution", sync_to_thread=True, status_code=200,

@@ -14,6 +14,11 @@
   unchecked hash would take the place of the transaction that really paid another spend).
 - **fail** (``POST …/fail``) gives the lease up: the reservation goes back to the bucket.
 
+Both ask the chain node before their unit of work takes any lock (:func:`read_chain`, in a
+read-only unit of work of its own: on SQLite a lock is the whole database's, and a slow node
+would stall every writer), then check under the locks that the execution is still what the node
+was asked about (else 409 ``execution_changed``: report again).
+
 They move the execution ``ready`` → ``claimed`` (or a lapsed ``claimed`` → ``claimed``), then
 ``claimed`` → ``done`` or ``ready``, through ``executions.move_status``. After the proposal's
 deadline (``eta + grace``) claim and complete are refused with 409 ``execution_expired`` and
@@ -22,14 +27,18 @@ store nothing: the scheduler expires the execution.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from governance.db import session_scope
 from governance.errors import Conflict, NotFound, Unprocessable
 from governance.runtime import Runtime
 from proposals.models import Proposal
 from proposals.transitions import lock
 from treasury_exec import reservations
+from treasury_exec.chain import TransferCheck
 from treasury_exec.executions import (
     chain_client,
     execute,
@@ -40,6 +49,48 @@ from treasury_exec.executions import (
 )
 from treasury_exec.models import Execution
 from treasury_exec.status import ExecutionStatus as S
+
+
+@dataclass(frozen=True)
+class ChainReading:
+    """What the node said for one claim or completion, asked before any lock: the chain head,
+    and the check of a reported transaction, with the execution's ``terms`` they were read for
+    (asset, recipient, amount, first claim's block)."""
+
+    terms: tuple[str | None, str | None, int | None, int | None]
+    head: int | None = None
+    tx_hash: str | None = None
+    check: TransferCheck | None = None
+
+
+def _terms(ex: Execution) -> tuple[str | None, str | None, int | None, int | None]:
+    return ex.asset, ex.recipient, ex.amount, ex.claimed_block
+
+
+def read_chain(runtime: Runtime, ex_id: int, *, tx_hash: str | None = None) -> ChainReading | None:
+    """Ask the node what a claim (the head) or a completion (the check of ``tx_hash``) of an
+    on-chain execution needs, in a read-only unit of work of its own, before the request's
+    takes its locks. None for an execution of an asset off chain, or none at all (the
+    request's own checks say what is wrong)."""
+    with session_scope(runtime.engine, write=False) as s:
+        ex = s.get(Execution, ex_id)
+    asset = runtime.chain_assets.get(ex.asset or "") if ex is not None else None
+    if ex is None or asset is None:
+        return None
+    client = chain_client(runtime)
+    if not tx_hash:
+        return ChainReading(_terms(ex), head=client.head_block())
+    tx_hash = tx_hash.lower()
+    check = None
+    if ex.status == S.CLAIMED and ex.claimed_block is not None and ex.recipient and ex.amount is not None:
+        check = client.check_transfer(tx_hash, asset, recipient=ex.recipient, amount=ex.amount,
+                                      after_block=ex.claimed_block, confirmations=runtime.settings.confirmations)
+    return ChainReading(_terms(ex), tx_hash=tx_hash, check=check)
+
+
+def _changed(ex: Execution) -> Conflict:
+    return Conflict(f"execution {ex.id} changed while the chain was read for it; send the request again",
+                    code="execution_changed", extra={"status": ex.status})
 
 
 def get_execution(session: Session, ex_id: int) -> Execution:
@@ -75,9 +126,11 @@ def _runnable(ex: Execution, proposal: Proposal | None, now: int) -> Proposal:
     return proposal
 
 
-def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: str) -> Execution:
+def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: str,
+                      chain: ChainReading | None = None) -> Execution:
     """Lease an external execution to ``executor`` and reserve its amount (``POST …/claim``); an
-    expired lease may be leased again by anyone (the reservation and starting block stay)."""
+    expired lease may be leased again by anyone (the reservation and starting block stay). For
+    an on-chain asset, ``chain`` (:func:`read_chain`) gives the head its first claim records."""
     now = runtime.clock.now()
     ex = get_execution(session, ex_id)
     if ex.mode != "external":
@@ -92,7 +145,9 @@ def lease_to_executor(session: Session, runtime: Runtime, ex_id: int, executor: 
         reservations.reserve(session, runtime, ex, now)  # 422 insufficient_funds: the bucket holds less
     claimed_block = ex.claimed_block
     if claimed_block is None and ex.asset in runtime.chain_assets:
-        claimed_block = chain_client(runtime).head_block()
+        if chain is None or chain.head is None or chain.terms[:3] != _terms(ex)[:3]:
+            raise _changed(ex)
+        claimed_block = chain.head  # read a moment before the lock: a bound no later than the claim
     move_status(session, ex, S.CLAIMED, now, lease_owner=executor, claimed_block=claimed_block,
                 lease_expires_at=min(now + runtime.settings.execution_lease_seconds, proposal.deadline or 0))
     session.flush()
@@ -111,9 +166,10 @@ def _held(session: Session, ex_id: int, executor: str, now: int) -> Execution:
 
 
 def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, tx_hash: str | None,
-             reference: str | None) -> tuple[Execution, bool]:
-    """Record what an executor did. On-chain assets need the transaction hash, checked on chain;
-    internal ones a reference. The identical completion again returns the stored one."""
+             reference: str | None, chain: ChainReading | None = None) -> tuple[Execution, bool]:
+    """Record what an executor did. On-chain assets need the transaction hash, checked on chain
+    before the locks (``chain``, :func:`read_chain`); internal ones a reference. The identical
+    completion again returns the stored one."""
     now = runtime.clock.now()
     tx_hash = tx_hash.lower() if tx_hash else None  # one form: a hash in capitals is the same transaction
     ex = get_execution(session, ex_id)
@@ -145,12 +201,12 @@ def complete(session: Session, runtime: Runtime, ex_id: int, executor: str, *, t
         if used is not None:
             raise Conflict(f"transaction {tx_hash} already completed execution {used}", code="tx_already_used")
     if asset is not None:
-        assert tx_hash is not None and ex.claimed_block is not None
-        check = chain_client(runtime).check_transfer(
-            tx_hash, asset, recipient=ex.recipient, amount=ex.amount, after_block=ex.claimed_block,
-            confirmations=runtime.settings.confirmations)
+        check = chain.check if chain is not None and chain.tx_hash == tx_hash else None
+        if check is None or chain is None or chain.terms != _terms(ex):
+            raise _changed(ex)
         if not check.ok:
-            raise Unprocessable(f"transaction {tx_hash}: {check.why}", code=check.code)
+            raise Unprocessable(f"transaction {tx_hash}: {check.why}", code=check.code,
+                                extra={"retryable": check.retryable})
     try:
         # the unique index decides between two concurrent completions; the write is inside the
         # savepoint (begin_nested flushes what is pending before it opens), so a loser's is undone

@@ -6,7 +6,7 @@ section says what each status means to an operator or an executor.
     ready ─(lease_to_executor)→ claimed ─(complete)→ done
       │  ↺ failed attempt          │ ↺ a lapsed lease leased again
       │                            └(executor fails)→ ready
-      ├─(sign_chain)→ signed ─(landed, journaled)→ done
+      ├─(sign_transfer)→ signed ─(landed, journaled)→ done
       │                  ├─(reverted, or its nonce taken)→ ready
       │                  └─(landed, not journaled)→ failed
       ├─(run_internal)→ done

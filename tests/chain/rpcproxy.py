@@ -9,16 +9,22 @@ the others would, for chain tests (real HTTP, real node behind it).
   node does (geth keeps the state of about the last 128 blocks).
 
 Everything else goes to anvil unchanged. ``lagged`` and ``pruned`` count the answers changed.
+``on_call(method)``, when set, runs before each request is answered (a test's probe of what the
+service holds while it waits for the node: :class:`LockProbe`).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import threading
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import psycopg
 
 _STATE_READS = {"eth_getTransactionCount", "eth_getBalance"}
 
@@ -28,6 +34,7 @@ class LaggingRpc:
         self.upstream = upstream
         self.lag, self.every, self.keep_state = lag, every, keep_state
         self.lagged = self.pruned = 0
+        self.on_call: Callable[[str], None] | None = None
         self._receipts = itertools.count()
         self._lock = threading.Lock()
         proxy = self
@@ -67,6 +74,8 @@ class LaggingRpc:
         if not isinstance(body, dict):
             return self._forward(body)
         method, params = body.get("method"), body.get("params") or []
+        if self.on_call is not None:
+            self.on_call(str(method))
         if method in _STATE_READS and self.keep_state is not None and len(params) > 1 \
                 and str(params[1]).startswith("0x") and int(params[1], 16) < self._head() - self.keep_state:
             with self._lock:
@@ -82,3 +91,37 @@ class LaggingRpc:
                     self.lagged += 1
                 return {"jsonrpc": "2.0", "id": body.get("id"), "result": None}
         return out
+
+
+class LockProbe:
+    """Whether the service holds a database lock at the moment it asks the node something: on
+    SQLite, whether another connection can take the write lock at once (``BEGIN IMMEDIATE``
+    with no wait); on PostgreSQL, whether a session of the test's database has a transaction
+    id (any row lock or write takes one; a read-only transaction has none). ``calls`` lists
+    every method asked, ``held`` those asked under a lock."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.calls: list[str] = []
+        self.held: list[str] = []
+
+    def __call__(self, method: str) -> None:
+        self.calls.append(method)
+        if self._locked():
+            self.held.append(method)
+
+    def _locked(self) -> bool:
+        if self.url.startswith("sqlite"):
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                return False
+            except sqlite3.OperationalError:  # "database is locked"
+                return True
+            finally:
+                conn.close()
+        with psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()").fetchone()
+            return bool(row and row[0])

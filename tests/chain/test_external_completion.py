@@ -18,6 +18,7 @@ from governance.bootstrap import bootstrap
 from governance.clock import FileClock
 from governance.settings import load_settings
 from governance.setup import create_deployment
+from tests.chain.rpcproxy import LockProbe
 from tests.support import START, Gov, Wallet, make_key
 from tests.support.chain import USDC, settings_for
 from treasury_exec.chain import parse_assets
@@ -28,7 +29,7 @@ class ExternalTreasury:
     """A deployment whose USDC and ETH are paid by external executors from ``payer`` (the
     only allowed sender of both), with 1,000 of each in the ``community`` bucket."""
 
-    def __init__(self, anvil, deploy, database_url: str, tmp_path: Path) -> None:
+    def __init__(self, anvil, deploy, database_url: str, tmp_path: Path, rpc_url: str | None = None) -> None:
         self.anvil = anvil
         self.token = deploy("PlainToken", "USD Coin", "USDC")
         self.payer, self.stranger = anvil.accounts[3], anvil.accounts[4]
@@ -37,6 +38,7 @@ class ExternalTreasury:
         self.clock = FileClock(tmp_path / "clock")
         self.clock.set(START)
         settings = settings_for(anvil, self.token.address, "", tmp_path / "clock", database_url)
+        settings["rpc_url"] = rpc_url or anvil.rpc_url
         settings["chain_assets"] = json.dumps({
             "USDC": {"token": self.token.address, "decimals": 18, "mode": "external", "senders": [self.payer]},
             "ETH": {"native": True, "decimals": 18, "mode": "external", "senders": [self.payer]}})
@@ -198,3 +200,44 @@ def test_a_payment_made_under_a_lapsed_lease_stays_reportable_after_another_exec
     r = ext.complete(ex, paid)
     assert r.status_code == 200 and r.json()["status"] == "done", r.text
     assert ext.spends() == 1
+
+
+def test_a_real_payment_the_node_has_not_seen_yet_is_refused_as_retryable(anvil, deploy, database_url, tmp_path,
+                                                                          lagging_rpc) -> None:
+    # behind a load balancer, the backend that answers may not have the block holding the payment
+    ext = ExternalTreasury(anvil, deploy, database_url, tmp_path, rpc_url=lagging_rpc.url)
+    try:
+        recipient = Wallet.evm()
+        (ex,) = ext.ready_spends(recipient.address, [40 * USDC])
+        ext.claim(ex)
+        paid = ext.pay_usdc(recipient.address, 40 * USDC)
+        lagging_rpc.lag, lagging_rpc.every = 10**6, 1  # no receipt, however deep the block
+        r = ext.complete(ex, paid)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == "tx_not_found" and r.json()["retryable"] is True, r.json()
+        after = ext.client.get(f"/v1/executions/{ex}").json()
+        assert after["status"] == "claimed" and after["tx_hash"] is None and ext.spends() == 0
+
+        lagging_rpc.lag = 0  # the node caught up: the same report completes the spend
+        r = ext.complete(ex, paid)
+        assert r.status_code == 200 and r.json()["status"] == "done", r.text
+        assert ext.spends() == 1
+    finally:
+        ext.close()
+
+
+def test_claim_and_complete_ask_the_node_holding_no_database_lock(anvil, deploy, database_url, tmp_path,
+                                                                  lagging_rpc) -> None:
+    # SQLite's write lock is the whole database's: a node answering slowly inside it would stall
+    # every vote and purchase; on PostgreSQL the rows held would stall the proposal's other steps
+    ext = ExternalTreasury(anvil, deploy, database_url, tmp_path, rpc_url=lagging_rpc.url)
+    try:
+        recipient = Wallet.evm()
+        (ex,) = ext.ready_spends(recipient.address, [40 * USDC])
+        lagging_rpc.on_call = probe = LockProbe(database_url)
+        ext.claim(ex)
+        assert ext.complete(ex, ext.pay_usdc(recipient.address, 40 * USDC)).status_code == 200
+        assert {"eth_blockNumber", "eth_getTransactionReceipt"} <= set(probe.calls), probe.calls
+        assert probe.held == [], f"asked the node under a database lock: {probe.held}"
+    finally:
+        ext.close()

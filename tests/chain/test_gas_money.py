@@ -10,7 +10,7 @@ from sqlmodel import select
 from governance.db import session_scope
 from tests.support import Wallet
 from tests.support.chain import USDC, ChainTreasury
-from treasury_exec import executions
+from treasury_exec import executions, jobs
 from treasury_exec.chain import decode, max_cost
 from treasury_exec.models import Execution
 
@@ -67,13 +67,11 @@ def test_transfers_in_flight_take_their_fees_first(anvil, deploy, database_url, 
             executions.create_due(s, t.rt, now)
         with session_scope(t.rt.engine, write=False) as s:  # by proposal: ids need not follow their order
             first, second = (s.exec(select(Execution.id).where(Execution.proposal_id == pid)).one() for pid in ids)
-        with session_scope(t.rt.engine) as s:
-            signed = executions.sign_chain(s, t.rt, first, now)  # stored, not yet broadcast
+        signed = jobs.sign_one(t.rt, first, now)  # stored, not yet broadcast
         assert signed is not None
         # enough for one more transfer, not for the one in flight and another
         _set_balance(t, max_cost(decode(signed.raw)) * 3 // 2)
-        with session_scope(t.rt.engine) as s:
-            assert executions.sign_chain(s, t.rt, second, now) is None
+        assert jobs.sign_one(t.rt, second, now) is None
         t.rt.view_cache.invalidate()  # as a scheduler tick does
         ex = _execution(t, ids[1])
         assert ex["status"] == "ready" and ex["tx_hash"] is None and ex["reserved"] is None, ex

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from governance.db import session_scope
+from tests.chain.rpcproxy import LockProbe
 from tests.support import Wallet
 from tests.support.chain import USDC, ChainTreasury
 from treasury_exec.models import Execution
@@ -119,5 +120,31 @@ def test_nonce_taken_out_of_the_nodes_state_is_not_released_until_found(anvil, d
         assert p["state"] == "executed" and p["execution"]["status"] == "done"
         assert t.sent_to(recipient.address) == 100 * USDC
         t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_spends_are_signed_and_settled_asking_the_node_holding_no_database_lock(anvil, deploy, database_url,
+                                                                               tmp_path, lagging_rpc) -> None:
+    # SQLite's write lock is the whole database's: a node answering slowly inside it would stall
+    # every vote and purchase; on PostgreSQL the rows held would stall the proposal's other steps
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      rpc_url=lagging_rpc.url, confirmations=2)
+    try:
+        recipient = Wallet.evm()
+        (pid,) = t.queue_spends(recipient.address, [100 * USDC])
+        t.clock.advance(300)
+        lagging_rpc.on_call = probe = LockProbe(database_url)
+        lagging_rpc.lag, lagging_rpc.every = 10**6, 1  # first no receipt: the nonce is looked up, a note written
+        t.gov.tick()
+        anvil.mine(3)
+        t.gov.tick()
+        lagging_rpc.lag = 0
+        t.gov.tick()
+        assert t.gov.get(pid)["state"] == "executed"
+        asked = set(probe.calls)
+        assert {"eth_estimateGas", "eth_sendRawTransaction", "eth_getTransactionReceipt",
+                "eth_getTransactionCount", "eth_getBlockByNumber"} <= asked, asked
+        assert probe.held == [], f"asked the node under a database lock: {probe.held}"
     finally:
         t.close()

@@ -18,7 +18,7 @@ from governance.settings import load_settings
 from governance.setup import create_deployment
 from tests.support import START, Gov, Wallet, make_key
 from tests.support.processes import SETTINGS
-from treasury_exec import executions, journal
+from treasury_exec import executions, jobs, journal
 from treasury_exec.journal import verify_chain
 from treasury_exec.models import AccountBalance, Execution
 
@@ -96,9 +96,9 @@ class ChainTreasury:
         now = self.clock.now()
         with session_scope(self.rt.engine) as s:
             executions.create_due(s, self.rt, now)
-        with session_scope(self.rt.engine) as s:
+        with session_scope(self.rt.engine, write=False) as s:
             ex_id = s.exec(select(Execution.id)).one()
-            signed = executions.sign_chain(s, self.rt, ex_id, now)
+        signed = jobs.sign_one(self.rt, ex_id, now)
         assert signed is not None
         self.rt.view_cache.invalidate()  # as a scheduler tick does
         return ex_id, signed
