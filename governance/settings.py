@@ -111,6 +111,7 @@ class Settings:
     execution_lease_seconds: int = 300  # an external executor's claim lasts this long
     external_buckets: tuple[str, ...] = ()  # spends from these buckets wait for an external executor
     retry_interval: int = 60  # after a failed execution attempt, wait this long before the next
+    fee_bucket: str = ""  # pays the treasury account's network fees when the native coin is a journaled asset
     # HTTP
     host: str = "127.0.0.1"
     port: int = 8000
@@ -209,6 +210,8 @@ class Settings:
         if unknown:
             raise SettingsError(f"DAO_EXTERNAL_BUCKETS names {unknown}, which DAO_BUCKETS does not")
         _in_range("retry_interval", self.retry_interval, 0, None)
+        if self.fee_bucket and self.fee_bucket not in self.buckets:
+            raise SettingsError(f"DAO_FEE_BUCKET names {self.fee_bucket!r}, which DAO_BUCKETS does not")
 
     def _check_service(self) -> None:
         if not self.database_url.startswith(_DATABASE_SCHEMES):

@@ -152,6 +152,14 @@ class Receipt:
     block: int
     confirmations: int
     logs: tuple[Any, ...] = ()  # the events it emitted (a token transfer's Transfer among them)
+    fee: int = 0  # native coin its sender paid: gas used × effective gas price, plus a rollup's L1 data fee
+
+
+def _fee(r: Any) -> int:
+    """What a mined transaction cost its sender in the native coin. OP-stack rollups add the
+    L1 data fee as ``l1Fee`` (hex or int, as the node's formatter left it)."""
+    l1 = r.get("l1Fee") or 0
+    return int(r["gasUsed"]) * int(r["effectiveGasPrice"]) + (int(l1, 16) if isinstance(l1, str) else int(l1))
 
 
 @dataclass(frozen=True)
@@ -342,7 +350,7 @@ class ChainClient:
             return None
         head = self._call(lambda: self.w3.eth.block_number)
         return Receipt(tx_hash=tx_hash, ok=r["status"] == 1, block=r["blockNumber"],
-                       confirmations=head - r["blockNumber"] + 1, logs=tuple(r["logs"]))
+                       confirmations=head - r["blockNumber"] + 1, logs=tuple(r["logs"]), fee=_fee(r))
 
     def check_transfer(self, tx_hash: str, asset: ChainAsset, *, recipient: str, amount: int,
                        after_block: int, confirmations: int) -> TransferCheck:

@@ -80,12 +80,13 @@ class TreasuryController(Controller):
                      "or cut below it. `ledger_seq` is `ledger_head.seq`.")
     def state(self, db: NamedDependency[Session], runtime: AppRuntime) -> TreasuryRead:
         s = service.treasury_state(db, runtime)
+        reserved = reservations.by_bucket(db, runtime.settings.fee_bucket)
         return TreasuryRead(
             price=s.price, price_version=s.price_version, allocation=s.allocation,
             allocation_version=s.allocation_version, buckets=s.buckets,
             assets={a: {b: str(v) for b, v in m.items()} for a, m in s.assets.items()}, supply=str(s.supply),
             ledger_seq=s.head.seq, ledger_head=LedgerHead(seq=s.head.seq, hash=s.head.hash),
-            reserved={a: {b: str(v) for b, v in m.items()} for a, m in reservations.by_bucket(db).items()})
+            reserved={a: {b: str(v) for b, v in m.items()} for a, m in reserved.items()})
 
     @get("/ledger", operation_id="listLedger", sync_to_thread=True, security=public(),
          summary="Journal entries in order, with their postings and hash chain (cursor: last seq seen)",

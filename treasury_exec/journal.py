@@ -5,7 +5,8 @@ Entry hash = sha256 of the canonical JSON (keys sorted, no whitespace) of
 are ``[account, asset, amount as a decimal string]`` sorted. The first entry's ``prev`` is
 64 zeros. Balances derive from the postings; every account except the sources and sinks
 (``external:*``, ``issuance:*``) must stay at or above zero. ``reserved:execution:<id>``
-accounts hold money in flight (see ``treasury_exec.reservations``).
+and ``reserved:fee:<id>`` accounts hold money in flight, ``external:network-fees`` receives the
+fees the treasury account burns (see ``treasury_exec.reservations``).
 """
 
 from __future__ import annotations

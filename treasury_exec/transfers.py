@@ -61,6 +61,7 @@ class Preparation:
     counter: int
     signed: SignedTransfer | None = None
     refusal: str = ""
+    fee: int = 0  # the most it may burn, reserved with it when fees are journaled
 
 
 def _account(runtime: Runtime):
@@ -96,7 +97,8 @@ def prepare_transfer(session: Session, runtime: Runtime, ex_id: int, now: int) -
     short = client.gas_shortfall(account.address, tx, [raw for raw in in_flight if raw])
     if short:
         return Preparation(ex_id, counter, refusal=f"insufficient_gas: {short}")
-    return Preparation(ex_id, counter, signed=client.sign(account, tx))
+    fee = tx["gas"] * tx["maxFeePerGas"] if reservations.fee_asset(runtime) else 0
+    return Preparation(ex_id, counter, signed=client.sign(account, tx), fee=fee)
 
 
 def sign_transfer(session: Session, runtime: Runtime, prep: Preparation, now: int) -> SignedTransfer | None:
@@ -118,9 +120,9 @@ def sign_transfer(session: Session, runtime: Runtime, prep: Preparation, now: in
         return None
     signed = prep.signed
     assert signed is not None
-    # the binding check: the reservation, under the journal head's lock
+    # the binding check: the reservation (and the fee's), under the journal head's lock
     try:
-        reservations.reserve(session, runtime, ex, now)
+        reservations.reserve(session, runtime, ex, now, fee=prep.fee)
     except Unprocessable as exc:
         fail_attempt(session, runtime, ex, now, actor, f"{exc.code}: {exc.detail}")
         return None  # the prepared transaction is dropped unsent; its nonce stays free
@@ -222,6 +224,8 @@ def settle_transfer(session: Session, runtime: Runtime, seen: Observation, now: 
         return "skipped"  # moved meanwhile (released and signed anew): what was seen is of another transfer
     ex, proposal = held
     actor, receipt = process_actor(), seen.receipt
+    if receipt is not None:  # it landed, paid or reverted: its fee left the treasury account
+        _pay_fee(session, runtime, ex, receipt, now)
     if receipt is None:
         assert seen.taken_by is not None
         fail_attempt(session, runtime, ex, now, actor, f"nonce {ex.nonce} was used by transaction "
@@ -260,6 +264,14 @@ def settle_transfer(session: Session, runtime: Runtime, seen: Observation, now: 
         ex = session.get(Execution, seen.ex_id, populate_existing=True)
     return _failed(session, ex, now, actor, f"transfer {seen.tx_hash} landed in block {receipt.block} but could "
                    f"not be journaled ({why}); reconcile it by hand", seen.tx_hash)
+
+
+def _pay_fee(session: Session, runtime: Runtime, ex: Execution, receipt: Receipt, now: int) -> None:
+    try:
+        reservations.pay_fee(session, runtime, ex, receipt.fee, now)
+    except Unprocessable as exc:  # only a transfer signed before fees were reserved, or a rollup's data fee
+        log.error("execution %s: the fee of %s (%s wei) could not be journaled: %s; reconcile DAO_FEE_BUCKET by "
+                  "hand", ex.id, receipt.tx_hash, receipt.fee, exc.detail)
 
 
 def _failed(session: Session, ex: Execution, now: int, actor: str, reason: str, tx_hash: str) -> str:

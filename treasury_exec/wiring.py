@@ -51,6 +51,14 @@ def check_settings(settings: Settings) -> tuple[dict[str, ChainAsset], LocalAcco
         raise SettingsError("DAO_RPC_URL is empty, but DAO_CHAIN_ASSETS lists on-chain assets: transfers are "
                             "sent or checked through it")
     sent = sorted(symbol for symbol, a in assets.items() if a.mode == "chain")
+    native = next((symbol for symbol, a in assets.items() if a.native and a.mode == "chain"), None)
+    if native and not settings.fee_bucket:
+        raise SettingsError(f"DAO_FEE_BUCKET is empty, but the native coin is asset {native!r}, sent by the service "
+                            f"(mode chain in DAO_CHAIN_ASSETS): name the bucket that pays the treasury account's "
+                            f"network fees, or the journal's {native} drifts above what the account holds")
+    if settings.fee_bucket and not native:
+        raise SettingsError("DAO_FEE_BUCKET is set, but no native-coin asset has mode chain in DAO_CHAIN_ASSETS: "
+                            "only then does the journal hold the coin fees are paid in; leave it empty")
     account = None
     if sent or settings.treasury_key_file or settings.treasury_private_key:
         account = check_treasury_key(settings, needed_by=sent)

@@ -112,3 +112,55 @@ def test_native_spend_needs_its_value_and_its_fee(anvil, deploy, database_url, t
         t.assert_books_hold()
     finally:
         t.close()
+
+
+def test_network_fees_are_journaled_so_the_native_coin_matches_the_chain(anvil, deploy, database_url,
+                                                                         tmp_path) -> None:
+    # the journal holds exactly what the treasury account holds; every transfer burns gas from it
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      gas_money=10 * ETH, eth_bucket=10 * ETH)
+    try:
+        assert t.journaled("ETH") == anvil.w3.eth.get_balance(t.treasury.address) == 10 * ETH
+        recipients = [Wallet.evm().address for _ in range(3)]
+        ids = t.queue_spends(recipients[:2], [100 * USDC, 50 * USDC]) + \
+            t.queue_spends(recipients[2], [ETH], asset="ETH")
+        t.clock.advance(300)
+        t.gov.tick()
+        t.settle()
+        for pid in ids:
+            assert t.gov.get(pid)["state"] == "executed"
+        on_chain = anvil.w3.eth.get_balance(t.treasury.address)
+        assert on_chain < 9 * ETH  # a value of 1 ETH and three fees left it
+        assert t.journaled("ETH") == on_chain
+        assert t.client.get("/v1/treasury").json()["reserved"] == {}  # every fee reservation settled
+        fees = t.client.get("/v1/treasury/ledger", params={"limit": 500}).json()["items"]
+        assert sum(1 for e in fees if e["kind"] == "fee") == 3
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_a_reverted_transfer_pays_its_fee_and_releases_the_rest(anvil, deploy, database_url, tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      gas_money=10 * ETH, eth_bucket=10 * ETH)
+    try:
+        (pid,) = t.queue_spends(Wallet.evm().address, [100 * USDC])
+        t.clock.advance(300)
+        t.sign_first_due()  # its fee is reserved with its amount
+        reserved = t.client.get("/v1/treasury").json()["reserved"]
+        assert reserved["USDC"] == {"community": str(100 * USDC)} and int(reserved["ETH"]["community"]) > 0
+        code = anvil.w3.eth.get_code(t.token.address)
+        anvil.w3.provider.make_request("anvil_setCode", [t.token.address, "0x60006000fd"])  # every call reverts
+        try:
+            t.gov.tick()
+            t.settle()
+        finally:
+            anvil.w3.provider.make_request("anvil_setCode", [t.token.address, "0x" + code.hex()])
+        ex = _execution(t, pid)
+        assert ex["status"] == "ready" and ex["attempts"][0]["reason"] == "the transfer reverted on chain", ex
+        assert t.client.get("/v1/treasury").json()["reserved"] == {}
+        assert t.journaled("ETH") == anvil.w3.eth.get_balance(t.treasury.address) < 10 * ETH
+        assert t.usdc()["community"] == str(1000 * USDC)
+        t.assert_books_hold()
+    finally:
+        t.close()

@@ -38,7 +38,8 @@ class ChainTreasury:
     """A deployment whose ``community`` bucket holds ``bucket`` USDC in the journal, and whose
     treasury account holds ``on_chain`` USDC on anvil (more than the bucket: the chain would
     let it overpay) and ``gas_money`` wei of the native coin. With ``eth_bucket``, the native
-    coin is asset ``ETH`` (mode chain) too, and the bucket holds that much of it."""
+    coin is asset ``ETH`` (mode chain) too, the bucket holds that much of it, and it pays the
+    network fees (``DAO_FEE_BUCKET``)."""
 
     def __init__(self, anvil, deploy, database_url: str, tmp_path: Path, *, bucket: int, on_chain: int,
                  gas_money: int = 10**18, eth_bucket: int = 0, **overrides) -> None:
@@ -53,9 +54,10 @@ class ChainTreasury:
         self.clock.set(START)
         settings = settings_for(anvil, self.token.address, self.treasury.key.hex(), tmp_path / "clock",
                                 database_url) | overrides
-        if eth_bucket:
+        if eth_bucket:  # the journal holds the native coin: fees are journaled, from the community bucket
             settings["chain_assets"] = json.dumps(json.loads(settings["chain_assets"]) | {
                 "ETH": {"native": True, "decimals": 18, "mode": "chain"}})
+            settings.setdefault("fee_bucket", "community")
         self.rt = bootstrap(load_settings(env={}, **settings), clock=self.clock)
         create_deployment(self.rt)
         self._client_cm = TestClient(app=create_app(runtime=self.rt))
@@ -121,6 +123,12 @@ class ChainTreasury:
 
     def usdc(self) -> dict[str, str]:
         return self.client.get("/v1/treasury").json()["assets"]["USDC"]
+
+    def journaled(self, asset: str) -> int:
+        """What the journal says the treasury holds of ``asset``: every bucket and reservation."""
+        with session_scope(self.rt.engine, write=False) as s:
+            return sum(r.balance for r in s.exec(select(AccountBalance).where(AccountBalance.asset == asset))
+                       if not journal.may_go_negative(r.account))
 
     def assert_books_hold(self) -> None:
         """No bounded account below zero, reservations included, and the journal verifies."""

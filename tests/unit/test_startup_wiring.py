@@ -85,6 +85,22 @@ def test_a_chain_mode_asset_needs_the_treasury_key() -> None:
     assert set(check_settings(ext)[0]) == {"USDC"}
 
 
+def test_a_native_coin_the_service_sends_needs_a_fee_bucket() -> None:
+    key = "0x" + "11" * 32
+    native = assets(ETH={"native": True, "mode": "chain"})
+    with pytest.raises(SettingsError, match="DAO_FEE_BUCKET is empty.*'ETH'"):
+        check_settings(load_settings(env={}, rpc_url=RPC, treasury_private_key=key, chain_assets=native))
+    with pytest.raises(SettingsError, match="DAO_FEE_BUCKET names 'marketing'"):
+        load_settings(env={}, fee_bucket="marketing")
+    ok = load_settings(env={}, rpc_url=RPC, treasury_private_key=key, chain_assets=native, fee_bucket="treasury")
+    assert set(check_settings(ok)[0]) == {"ETH"}
+    # no journaled native coin the service sends: a fee bucket would do nothing, and is refused
+    external = assets(ETH={"native": True, "mode": "external", "senders": [SENDER]}, USDC={"token": TOKEN})
+    with pytest.raises(SettingsError, match="DAO_FEE_BUCKET is set"):
+        check_settings(load_settings(env={}, rpc_url=RPC, treasury_private_key=key, chain_assets=external,
+                                     fee_bucket="treasury"))
+
+
 @pytest.fixture(scope="module")
 def keystore(tmp_path_factory) -> tuple[Path, str]:
     acct = Account.create()
