@@ -1,9 +1,11 @@
 """A stateful property test of the treasury (hypothesis ``RuleBasedStateMachine``).
 
 Random purchases, buybacks, deposits, replays of each with the same and with a changed body,
-and treasury spends executed internally (USD), on chain by the service (USDC, signed by the
-treasury key on anvil) and by an external executor (DAI, paid on anvil by an allowed payer),
-interleaved with scheduler ticks and restarts of the process's runtime. After every step:
+and treasury spends executed internally (USD), on chain by the service (USDC, and the native
+coin ETH, signed by the treasury key on anvil) and by an external executor (DAI, paid on anvil by
+an allowed payer), interleaved with scheduler ticks and restarts of the process's runtime. The
+native coin is a journaled asset, so every transfer's network fee is journaled too (from the
+community bucket). After every step:
 
 - no bounded account is below zero, reservations included (money in flight is not
   available: a bucket's balance is what is left after every signed transfer);
@@ -11,7 +13,10 @@ interleaved with scheduler ticks and restarts of the process's runtime. After ev
 - every execution is either in flight before its proposal's deadline or in a terminal state;
 - nothing is paid twice: each spend's recipient received on chain exactly what the journal
   says was paid to it (the amount once, or nothing), and every payment an executor made was
-  accepted.
+  accepted;
+- the journal's ETH (buckets and reservations) is what the treasury account holds on chain, once
+  nothing is in flight (while a transfer is signed, the chain may already show it and its fee:
+  the account then holds at least the journal's ETH less everything reserved).
 
 Each example runs on a fresh database (SQLite, and PostgreSQL) against one anvil node.
 """
@@ -46,6 +51,7 @@ from treasury_exec.journal import verify_chain
 from treasury_exec.models import AccountBalance, Execution, JournalEntry
 
 UNIT = 10**6  # the test tokens' base units per whole token (6 decimals, like USDC)
+MILLI_ETH = 10**15  # the native coin's step here, in wei
 TERMINAL = {"done", "expired", "canceled", "failed"}
 BUCKETS = ("community", "development")
 
@@ -53,7 +59,7 @@ BUCKETS = ("community", "development")
 @dataclass
 class Spend:
     proposal: str
-    mode: str  # internal | chain | external
+    mode: str  # internal | chain | native | external
     asset: str
     recipient: Wallet
     amount: int
@@ -91,9 +97,8 @@ class TreasuryMachine(RuleBasedStateMachine):
         ctx = self.ctx
         self.clock = SettableClock(START)
         self.treasury = Account.create()
-        ctx.anvil.w3.eth.send_transaction({"from": ctx.anvil.accounts[0], "to": self.treasury.address,
-                                           "value": 10**18})
         assets = {"USDC": {"token": ctx.usdc.address, "decimals": 6, "mode": "chain"},
+                  "ETH": {"native": True, "decimals": 18, "mode": "chain"},
                   "DAI": {"token": ctx.dai.address, "decimals": 6, "mode": "external", "senders": [ctx.payer]}}
         self.settings = {
             "database_url": ctx.new_database(), "chain_id": 31337, "rate_limit_per_minute": 0,
@@ -101,7 +106,7 @@ class TreasuryMachine(RuleBasedStateMachine):
             "execution_lease_seconds": 60, "proposal_threshold": TOKEN, "spend_cap_bps": 10_000,
             "spend_quorum_bps": 100, "rpc_url": ctx.anvil.rpc_url, "confirmations": 1,
             "treasury_private_key": self.treasury.key.hex(), "chain_assets": json.dumps(assets),
-            "view_cache_ms": 0,
+            "view_cache_ms": 0, "fee_bucket": "community",
         }
         self.world: World | None = None
         self.references_made = 0
@@ -111,6 +116,7 @@ class TreasuryMachine(RuleBasedStateMachine):
         for asset in ("USDC", "DAI"):  # something to spend on chain from the start
             for bucket in BUCKETS:
                 self.deposit(asset, bucket, 500)
+        self.deposit("ETH", "community", 1_000)  # the gas money, journaled: 1 ETH
 
     # --- process lifecycle ---------------------------------------------------------------
 
@@ -164,14 +170,18 @@ class TreasuryMachine(RuleBasedStateMachine):
         self.world.holders.append(wallet)
         self.world.refs[body["reference"]] = ("/v1/treasury/purchases", body)
 
-    @rule(asset=st.sampled_from(["USDC", "DAI"]), bucket=st.sampled_from(BUCKETS), whole=st.integers(1, 300))
+    @rule(asset=st.sampled_from(["USDC", "DAI", "ETH"]), bucket=st.sampled_from(BUCKETS), whole=st.integers(1, 300))
     def deposit(self, asset: str, bucket: str, whole: int) -> None:
-        body = {"bucket": bucket, "asset": asset, "amount": str(whole * UNIT), "reference": self._reference("dep")}
+        amount = whole * (MILLI_ETH if asset == "ETH" else UNIT)
+        body = {"bucket": bucket, "asset": asset, "amount": str(amount), "reference": self._reference("dep")}
         r = self._operator("/v1/treasury/deposits", body)
         assert r.status_code == 201, r.text
-        if asset == "USDC":  # the service pays USDC from the treasury account: the chain holds what was deposited
-            self.ctx.usdc.functions.mint(self.treasury.address, whole * UNIT).transact(
-                {"from": self.ctx.anvil.accounts[0]})
+        # the service pays USDC and ETH from the treasury account: the chain holds what was deposited
+        if asset == "USDC":
+            self.ctx.usdc.functions.mint(self.treasury.address, amount).transact({"from": self.ctx.anvil.accounts[0]})
+        elif asset == "ETH":
+            self.ctx.anvil.w3.eth.send_transaction({"from": self.ctx.anvil.accounts[0], "to": self.treasury.address,
+                                                    "value": amount})
         self.world.refs[body["reference"]] = ("/v1/treasury/deposits", body)
 
     @rule(amount=st.integers(1, 2_000_000), tokens=st.integers(1, 10 * TOKEN))
@@ -204,13 +214,13 @@ class TreasuryMachine(RuleBasedStateMachine):
 
     # --- spends ------------------------------------------------------------------------------
 
-    @rule(mode=st.sampled_from(["internal", "chain", "external"]), bucket=st.sampled_from(BUCKETS),
+    @rule(mode=st.sampled_from(["internal", "chain", "native", "external"]), bucket=st.sampled_from(BUCKETS),
           amount=st.integers(1, 400))
     def propose_spend(self, mode: str, bucket: str, amount: int) -> None:
         """A spend proposal voted through at once; it may be more than the bucket will hold by
         the time it executes (spends are capped at the bucket's balance when proposed)."""
-        asset = {"internal": "USD", "chain": "USDC", "external": "DAI"}[mode]
-        base = 1_000 if asset == "USD" else UNIT  # micro-USD, or the token's base units
+        asset = {"internal": "USD", "chain": "USDC", "native": "ETH", "external": "DAI"}[mode]
+        base = {"USD": 1_000, "ETH": MILLI_ETH}.get(asset, UNIT)  # micro-USD, wei, or the token's base units
         recipient = Wallet.evm()
         r = self.world.gov.propose(self.whale, "TreasurySpend", bucket=bucket, asset=asset,
                                    recipient=recipient.address, amount=amount * base)
@@ -312,8 +322,11 @@ class TreasuryMachine(RuleBasedStateMachine):
         for spend in self.world.spends:
             if spend.mode == "internal":
                 continue
-            token = self.ctx.usdc if spend.mode == "chain" else self.ctx.dai
-            on_chain = token.functions.balanceOf(spend.recipient.address).call()
+            if spend.mode == "native":
+                on_chain = self.ctx.anvil.w3.eth.get_balance(spend.recipient.address)
+            else:
+                token = self.ctx.usdc if spend.mode == "chain" else self.ctx.dai
+                on_chain = token.functions.balanceOf(spend.recipient.address).call()
             done = spend.proposal in journaled
             if spend.mode == "external":
                 assert on_chain == spend.paid_by_executor <= spend.amount, (on_chain, spend)
@@ -321,6 +334,23 @@ class TreasuryMachine(RuleBasedStateMachine):
             else:  # the service's transfer: once, and journaled once its receipt is in
                 assert on_chain == (spend.amount if done else 0) or status.get(spend.proposal) == "signed", \
                     (on_chain, spend, status.get(spend.proposal))
+
+
+    @invariant()
+    def native_coin_in_the_journal_is_on_chain(self) -> None:
+        held = reserved = 0
+        with Session(self.world.rt.engine) as s:
+            for row in s.exec(select(AccountBalance).where(AccountBalance.asset == "ETH")):
+                if row.account.startswith("reserved:"):
+                    reserved += row.balance
+                if not journal.may_go_negative(row.account):
+                    held += row.balance
+            in_flight = s.exec(select(Execution.id).where(Execution.status == "signed")).first() is not None
+        on_chain = self.ctx.anvil.w3.eth.get_balance(self.treasury.address)
+        if in_flight:
+            assert held - reserved <= on_chain <= held, (held, reserved, on_chain)
+        else:
+            assert on_chain == held, f"the journal holds {held} wei of ETH, the treasury account {on_chain}"
 
 
 def _sqlite_factory(template: Path, tmp: Path):
