@@ -11,14 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from web3 import Web3
-
-from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -55,21 +53,27 @@ class Anvil:
 def anvil() -> Anvil:
     if not ANVIL.exists() or shutil.which("node") is None:
         _require("anvil (npm @foundry-rs/anvil) is not installed: run npm install")
-    port = free_port()
-    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "31337",
-                             "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if w3.eth.chain_id == 31337:
-                break
-        except Exception:
-            time.sleep(0.1)
+    # port 0: anvil binds a port the system picks and says which. A port picked here and passed
+    # in could be taken by another test session between the two (another anvil then answers,
+    # and two sessions would share one chain's accounts)
+    proc = subprocess.Popen([str(ANVIL), "--host", "127.0.0.1", "--port", "0", "--chain-id", "31337"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    said: list[str] = []
+    for line in proc.stdout:
+        said.append(line)
+        if line.startswith("Listening on "):
+            break
     else:
         proc.kill()
-        pytest.fail(f"anvil did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+        pytest.fail(f"anvil did not start: {''.join(said)[-2000:]}")
+    url = "http://" + line.removeprefix("Listening on ").strip()
+    # it logs every request from now on: keep reading, or a full pipe would stop it
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+    if w3.eth.chain_id != 31337:
+        proc.kill()
+        pytest.fail(f"the node at {url} is not the anvil just started")
     yield Anvil(url, proc, w3)
     proc.terminate()
     proc.wait(timeout=10)

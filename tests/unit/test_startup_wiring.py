@@ -88,7 +88,7 @@ def test_a_chain_mode_asset_needs_the_treasury_key() -> None:
 def test_a_native_coin_the_service_sends_needs_a_fee_bucket() -> None:
     key = "0x" + "11" * 32
     native = assets(ETH={"native": True, "mode": "chain"})
-    with pytest.raises(SettingsError, match="DAO_FEE_BUCKET is empty.*'ETH'"):
+    with pytest.raises(SettingsError, match=r"DAO_FEE_BUCKET is empty.*'ETH'"):
         check_settings(load_settings(env={}, rpc_url=RPC, treasury_private_key=key, chain_assets=native))
     with pytest.raises(SettingsError, match="DAO_FEE_BUCKET names 'marketing'"):
         load_settings(env={}, fee_bucket="marketing")
