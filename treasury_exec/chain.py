@@ -248,8 +248,11 @@ class ChainClient:
         except Exception as exc:  # connection refused, timeouts, malformed answers
             raise ServiceUnavailable(f"the chain RPC failed: {type(exc).__name__}", code="rpc_unavailable") from exc
 
-    def pending_nonce(self, address: str) -> int:
-        return self._call(self.w3.eth.get_transaction_count, address, "pending")
+    def mined_nonce(self, address: str) -> int:
+        """How many transactions ``address`` has in the newest block: the next nonce the chain
+        will take from it. Not the node's "pending" count, which counts its mempool: a node
+        that says more than it holds would have transfers signed above a gap nothing fills."""
+        return self._call(self.w3.eth.get_transaction_count, address, "latest")
 
     def head_block(self) -> int:
         return self._call(lambda: self.w3.eth.block_number)
@@ -303,7 +306,11 @@ class ChainClient:
         tx: dict[str, Any] = {"from": sender, "nonce": nonce, "chainId": chain_id,
                               "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
         if asset.native:
-            return tx | {"to": Web3.to_checksum_address(recipient), "value": amount, "gas": 21_000}
+            # estimated: a recipient with code (a Safe, a smart wallet, a splitter) spends gas on
+            # receipt, and a transfer limited to 21,000 would revert, burning its fee every retry
+            to = Web3.to_checksum_address(recipient)
+            gas = int(self._call(eth.estimate_gas, {"from": sender, "to": to, "value": amount}))
+            return tx | {"to": to, "value": amount, "gas": gas if gas <= 21_000 else gas * 12 // 10}
         token = eth.contract(address=asset.token, abi=ERC20_ABI)
         call = token.functions.transfer(Web3.to_checksum_address(recipient), amount)
         tx["gas"] = int(self._call(call.estimate_gas, {"from": sender}) * 12 // 10)

@@ -188,7 +188,7 @@ def execute(session: Session, runtime: Runtime, ex: Execution, proposal: Proposa
     with session.begin_nested():
         apply(session, runtime, ex, proposal, now, credit_account=credit_account)
     move_status(session, ex, S.DONE, now, completed_at=now, attempts=ex.attempts + 1, lease_owner=None,
-                lease_expires_at=None)
+                lease_expires_at=None, last_error=None)
     record_attempt(session, ex, now, ok=True, actor=actor, tx_hash=tx_hash)
     transition(session, proposal, State.EXECUTED, at=now, actor=actor, executed_at=now,
                detail=f"execution {ex.id}" + (f", tx {ex.tx_hash}" if ex.tx_hash else ""))

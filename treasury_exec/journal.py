@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import islice
 
-from sqlalchemy import func, literal
+from sqlalchemy import String, func, literal, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -197,11 +199,16 @@ def verify_chain(session: Session, *, token_asset: str | None = None, recorded: 
     audit = _Audit(session, token_asset)
     try:
         problem = audit.walk(batch)
+    except MalformedValue as exc:
+        problem = exc.problem
     finally:
         audit.close()
     report = VerifyReport(audit.count, audit.prev, checkpoints=audit.checkpoints_ok)
     if problem is None:
-        problem = audit.compare_balances()
+        try:
+            problem = audit.compare_balances()
+        except MalformedValue as exc:
+            problem = exc.problem
         report.balances = audit.balances_ok
     if problem is not None:
         report.problems.append(problem)
@@ -233,7 +240,7 @@ class _Audit:
         # Read in entry order so that it merges with the walk: the database sorts, spilling to
         # disk if it must, and the rows stream. Within one sequence the order is the
         # collation's, which differs between databases: each sequence's rows are compared as a set.
-        self._result = session.execute(sa_select(c.c.seq, c.c.account, c.c.balance).order_by(c.c.seq),
+        self._result = session.execute(sa_select(c.c.seq, c.c.account, _raw(c.c.balance)).order_by(c.c.seq),
                                        execution_options=_STREAM)
         self._rows = iter(self._result)
         self._next = next(self._rows, None)
@@ -251,9 +258,9 @@ class _Audit:
                 break
             legs: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
             for seq, account, asset, amount in self.session.execute(
-                    sa_select(p.c.entry_seq, p.c.account, p.c.asset, p.c.amount)
+                    sa_select(p.c.entry_seq, p.c.account, p.c.asset, _raw(p.c.amount))
                     .where(p.c.entry_seq >= entries[0].seq, p.c.entry_seq <= entries[-1].seq).order_by(p.c.id)):
-                legs[seq].append((account, asset, amount))
+                legs[seq].append((account, asset, _stored(amount, f"journal_posting (entry {seq}, {account})")))
             for entry in entries:
                 problem = self._entry(entry, legs[entry.seq])
                 if problem is not None:
@@ -303,7 +310,8 @@ class _Audit:
         assert self._next is not None
         seq, found = self._next.seq, {}
         while self._next is not None and self._next.seq == seq:
-            found[self._next.account] = self._next.balance
+            found[self._next.account] = _stored(self._next[2], f"token_checkpoint (account {self._next.account}, "
+                                                f"seq {seq})")
             self._next = next(self._rows, None)
         return seq, found
 
@@ -328,8 +336,9 @@ class _Audit:
         """``account_balance`` against the final balances, both ways; the smallest key first."""
         b = AccountBalance.__table__  # type: ignore[attr-defined]
         first: tuple[tuple[str, str], int | None, int | None] | None = None
-        for account, asset, found in self.session.execute(sa_select(b.c.account, b.c.asset, b.c.balance),
-                                                          execution_options=_STREAM):
+        for account, asset, raw in self.session.execute(sa_select(b.c.account, b.c.asset, _raw(b.c.balance)),
+                                                        execution_options=_STREAM):
+            found = _stored(raw, f"account_balance (account {account}, asset {asset})")
             want = self.balances.pop((account, asset), None)
             if want == found:
                 self.balances_ok += 1
@@ -343,6 +352,35 @@ class _Audit:
         (account, asset), want, found = first
         return _row_problem("account_balance", f"account {account}, asset {asset}", want, found, None,
                             f"no posting to {account} in {asset}")
+
+
+class MalformedValue(Exception):
+    """A derived row holds something that is not an integer (written around the service: on
+    SQLite, arithmetic in SQL turns the stored digits into a float's text)."""
+
+    def __init__(self, where: str, value: object):
+        super().__init__(f"{where}: malformed value {value!r}, not an integer")
+        self.problem = Problem(where, f"malformed value {value!r}: not an integer (changed outside the service)", None)
+
+
+def _raw(column):
+    """The column as stored, not through its type (which would fail on a malformed value)."""
+    return type_coerce(column, String)
+
+
+def _stored(raw: object, where: str) -> int:
+    text = str(raw).strip()
+    if isinstance(raw, int | Decimal) or _INTEGER.fullmatch(text):
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            raise MalformedValue(where, raw) from None
+        if value == value.to_integral_value():
+            return int(value)
+    raise MalformedValue(where, raw)
+
+
+_INTEGER = re.compile(r"-?[0-9]+(\.0+)?")  # PostgreSQL's numeric may print a zero scale
 
 
 def _first_difference(expected: dict[str, int], found: dict[str, int]) -> tuple[str, int | None, int | None] | None:

@@ -104,8 +104,9 @@ def reserve(session: Session, runtime: Runtime, ex: Execution, now: int, *, fee:
                              postings=postings)
 
 
-def pay_fee(session: Session, runtime: Runtime, ex: Execution, paid: int, now: int) -> None:
-    """Journal the fee a landed transaction of ``ex`` burned (``paid``, in the native coin): from
+def pay_fee(session: Session, runtime: Runtime, ex: Execution, paid: int, now: int, *, tx_hash: str) -> None:
+    """Journal the fee transaction ``tx_hash`` of ``ex`` burned (``paid``, in the native coin; its
+    own transfer, or another that took its nonce): from
     its fee reservation, the rest of which goes back to the fee bucket (a transfer signed before
     fees were reserved, or a rollup's data fee past the reservation, takes the difference from
     the fee bucket). Nothing when fees are not journaled. Raises 422 when the fee bucket cannot
@@ -121,7 +122,7 @@ def pay_fee(session: Session, runtime: Runtime, ex: Execution, paid: int, now: i
         postings.append(Posting(fee_account(ex.id), native, -held_fee))
     with session.begin_nested():
         journal.append_entry(session, kind="fee", reference=_reference(ex), now=now,
-                             token_asset=runtime.settings.token_symbol, memo=f"network fee, tx {ex.tx_hash}",
+                             token_asset=runtime.settings.token_symbol, memo=f"network fee, tx {tx_hash}",
                              postings=postings)
 
 

@@ -88,7 +88,7 @@ def prepare_transfer(session: Session, runtime: Runtime, ex_id: int, now: int) -
         return Preparation(ex_id, counter, refusal=f"insufficient_funds: bucket:{ex.bucket} holds {available} "
                            f"{ex.asset}; {ex.amount} needed")
     client = chain_client(runtime)
-    nonce = max(counter, client.pending_nonce(account.address))
+    nonce = max(counter, client.mined_nonce(account.address))
     tx = client.transfer_tx(account.address, runtime.chain_assets[ex.asset], ex.recipient, ex.amount, nonce)
     # gas money, before signing: a node refuses a transfer its sender cannot pay for, and a
     # signed one can neither expire nor be canceled, only wait. The transfers signed before
@@ -150,6 +150,7 @@ class Observation:
     note: str = ""
     receipt: Receipt | None = None
     taken_by: NonceUse | None = None
+    taker_fee: int = 0  # what the transaction that took its nonce burned (when fees are journaled)
 
 
 def observe_transfer(session: Session, runtime: Runtime, ex_id: int, now: int) -> Observation | None:
@@ -182,10 +183,16 @@ def observe_transfer(session: Session, runtime: Runtime, ex_id: int, now: int) -
         if use.status == "used" and use.tx_hash == signed.tx_hash.lower():
             return pending(f"mined in block {use.block}; the node has no receipt for it yet")
         if use.status == "used":
-            return Observation(ex_id, signed.tx_hash, taken_by=use)
+            # sent from the treasury account (say, to end this transfer, as the README says): its
+            # fee left the account too, and the journal must say so when it holds the native coin
+            taker = client.receipt(use.tx_hash) if reservations.fee_asset(runtime) else None
+            if reservations.fee_asset(runtime) and taker is None:
+                return pending(f"nonce {signed.nonce} was used by transaction {use.tx_hash}; waiting for its "
+                               "receipt to journal its fee")
+            return Observation(ex_id, signed.tx_hash, taken_by=use, taker_fee=taker.fee if taker else 0)
         receipt, note = _broadcast(session, client, ex, signed, now)
         if receipt is None:
-            return pending(note)
+            return pending(note or _gap(session, client, signed))
     if receipt.confirmations < need:
         return None  # a reverted one too: a reorganisation may still mine it elsewhere
     return Observation(ex_id, signed.tx_hash, receipt=receipt)
@@ -208,6 +215,26 @@ def _broadcast(session: Session, client: ChainClient, ex: Execution, signed: Sig
     return receipt, ""
 
 
+def _gap(session: Session, client: ChainClient, signed: SignedTransfer) -> str:
+    """Why a broadcast transfer may never be mined, or "": the account's mined nonce is below
+    this one and some nonce in between is held by no transfer of ours (a node reported a
+    higher count than it held, or someone else signed for the account). Nothing but a
+    transaction with each missing nonce lets it through."""
+    sender = sender_of(signed.raw)
+    mined = client.mined_nonce(sender)
+    if mined >= signed.nonce:
+        return ""
+    ours = set(session.exec(select(Execution.nonce).where(Execution.status == S.SIGNED,
+                                                          Execution.nonce >= mined, Execution.nonce < signed.nonce)))
+    missing = [n for n in range(mined, signed.nonce) if n not in ours]
+    if not missing:
+        return ""
+    shown = ", ".join(map(str, missing[:5])) + (", …" if len(missing) > 5 else "")
+    return (f"nonce gap: the treasury account {sender} has {mined} transactions mined and no transfer of the "
+            f"service holds nonce(s) {shown}, below this one ({signed.nonce}); it waits until a transaction "
+            "with each of them is mined (say, a zero-value transfer to itself)")
+
+
 def settle_transfer(session: Session, runtime: Runtime, seen: Observation, now: int) -> str:
     """The second half: record what :func:`observe_transfer` saw, under the locks, if the
     execution still holds the same transfer (else ``skipped``). Returns ``pending`` (a note
@@ -225,9 +252,10 @@ def settle_transfer(session: Session, runtime: Runtime, seen: Observation, now: 
     ex, proposal = held
     actor, receipt = process_actor(), seen.receipt
     if receipt is not None:  # it landed, paid or reverted: its fee left the treasury account
-        _pay_fee(session, runtime, ex, receipt, now)
+        _pay_fee(session, runtime, ex, receipt.fee, receipt.tx_hash, now)
     if receipt is None:
         assert seen.taken_by is not None
+        _pay_fee(session, runtime, ex, seen.taker_fee, seen.taken_by.tx_hash, now)
         fail_attempt(session, runtime, ex, now, actor, f"nonce {ex.nonce} was used by transaction "
                      f"{seen.taken_by.tx_hash} in block {seen.taken_by.block}: this transfer can never land",
                      tx_hash=seen.tx_hash)
@@ -266,12 +294,13 @@ def settle_transfer(session: Session, runtime: Runtime, seen: Observation, now: 
                    f"not be journaled ({why}); reconcile it by hand", seen.tx_hash)
 
 
-def _pay_fee(session: Session, runtime: Runtime, ex: Execution, receipt: Receipt, now: int) -> None:
+def _pay_fee(session: Session, runtime: Runtime, ex: Execution, fee: int, tx_hash: str, now: int) -> None:
     try:
-        reservations.pay_fee(session, runtime, ex, receipt.fee, now)
-    except Unprocessable as exc:  # only a transfer signed before fees were reserved, or a rollup's data fee
+        reservations.pay_fee(session, runtime, ex, fee, now, tx_hash=tx_hash)
+    except Unprocessable as exc:  # past the reservation (signed before fees were reserved, a rollup's data
+        # fee, a nonce taken at a higher fee) and past what the fee bucket holds
         log.error("execution %s: the fee of %s (%s wei) could not be journaled: %s; reconcile DAO_FEE_BUCKET by "
-                  "hand", ex.id, receipt.tx_hash, receipt.fee, exc.detail)
+                  "hand", ex.id, tx_hash, fee, exc.detail)
 
 
 def _failed(session: Session, ex: Execution, now: int, actor: str, reason: str, tx_hash: str) -> str:

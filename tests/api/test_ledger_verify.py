@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlmodel import Session
 
 from governance.cli import main
@@ -182,6 +182,23 @@ def test_tampered_derived_row_fails_verify_naming_it(book, monkeypatch, case: st
     out = cli(monkeypatch, book.runtime)
     assert out.exit_code == 1
     assert f"journal BROKEN at {named(book)}" in out.output
+
+
+@pytest.mark.parametrize("table", ["account_balance", "token_checkpoint", "journal_posting"])
+def test_arithmetic_in_sql_on_a_stored_number_fails_verify_naming_the_row(book, monkeypatch, table: str) -> None:
+    # on SQLite the digits are text, and SQL arithmetic on them stores a float's text ("7.0e+19"),
+    # which is not an integer; PostgreSQL keeps it exact, and the value is then simply wrong
+    column, key = {"account_balance": ("balance", "account"), "token_checkpoint": ("balance", "account"),
+                   "journal_posting": ("amount", "account")}[table]
+    account = f"holder:{book.b.address}" if table != "token_checkpoint" else book.b.address
+    tamper(book.runtime, text(f"UPDATE {table} SET {column} = {column} + 1 WHERE {key} = :a").bindparams(a=account))
+    report = verify(book.runtime)
+    assert not report.ok
+    # named by its row (malformed, SQLite) or found wrong (PostgreSQL); a posting also breaks its entry's hash
+    assert report.problems[0].where.startswith((table, "entry ")), report.problems
+    out = cli(monkeypatch, book.runtime)
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert "journal BROKEN at" in out.output
 
 
 def truncate_consistently(runtime: Runtime, keep: int) -> None:

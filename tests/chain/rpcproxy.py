@@ -9,6 +9,9 @@ the others would, for chain tests (real HTTP, real node behind it).
   node does (geth keeps the state of about the last 128 blocks).
 
 Everything else goes to anvil unchanged. ``lagged`` and ``pruned`` count the answers changed.
+- ``pending_bonus``: ``eth_getTransactionCount`` at ``"pending"`` says that many more than the
+  node holds (a mempool of another backend, or a node that is simply wrong).
+
 ``on_call(method)``, when set, runs before each request is answered (a test's probe of what the
 service holds while it waits for the node: :class:`LockProbe`).
 """
@@ -30,9 +33,11 @@ _STATE_READS = {"eth_getTransactionCount", "eth_getBalance"}
 
 
 class LaggingRpc:
-    def __init__(self, upstream: str, *, lag: int = 0, every: int = 2, keep_state: int | None = None) -> None:
+    def __init__(self, upstream: str, *, lag: int = 0, every: int = 2, keep_state: int | None = None,
+                 pending_bonus: int = 0) -> None:
         self.upstream = upstream
         self.lag, self.every, self.keep_state = lag, every, keep_state
+        self.pending_bonus = pending_bonus
         self.lagged = self.pruned = 0
         self.on_call: Callable[[str], None] | None = None
         self._receipts = itertools.count()
@@ -83,6 +88,9 @@ class LaggingRpc:
             return {"jsonrpc": "2.0", "id": body.get("id"),
                     "error": {"code": -32000, "message": "missing trie node (state is not available)"}}
         out = self._forward(body)
+        if method == "eth_getTransactionCount" and len(params) > 1 and params[1] == "pending" \
+                and self.pending_bonus and isinstance(out.get("result"), str):
+            out["result"] = hex(int(out["result"], 16) + self.pending_bonus)
         if method == "eth_getTransactionReceipt" and isinstance(out.get("result"), dict) and self.lag > 0:
             with self._lock:
                 turn = next(self._receipts) % self.every == self.every - 1

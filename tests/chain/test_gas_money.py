@@ -164,3 +164,49 @@ def test_a_reverted_transfer_pays_its_fee_and_releases_the_rest(anvil, deploy, d
         t.assert_books_hold()
     finally:
         t.close()
+
+
+def test_a_native_spend_to_a_contract_that_logs_on_receipt_is_paid_once(anvil, deploy, database_url,
+                                                                         tmp_path) -> None:
+    # a Safe emits SafeReceived on receipt: 21,000 gas would not do, and the transfer would
+    # revert, burning its fee every retry until the deadline
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      gas_money=10 * ETH, eth_bucket=10 * ETH)
+    try:
+        wallet = Wallet.evm().address
+        anvil.w3.provider.make_request("anvil_setCode", [wallet, "0x5f5fa000"])  # PUSH0 PUSH0 LOG0 STOP
+        (pid,) = t.queue_spends(wallet, [ETH], asset="ETH")
+        t.clock.advance(300)
+        t.gov.tick()
+        t.settle()
+        p = t.gov.get(pid)
+        assert p["state"] == "executed" and [a["ok"] for a in p["execution"]["attempts"]] == [True], p["execution"]
+        assert anvil.w3.eth.get_balance(wallet) == ETH and t.sent_transactions() == 1
+        assert t.journaled("ETH") == anvil.w3.eth.get_balance(t.treasury.address)
+        t.assert_books_hold()
+    finally:
+        t.close()
+
+
+def test_the_fee_of_a_transaction_that_takes_a_transfers_nonce_is_journaled(anvil, deploy, database_url,
+                                                                              tmp_path) -> None:
+    # the README's way to end a transfer that never gets mined: any transaction with its nonce
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      gas_money=10 * ETH, eth_bucket=10 * ETH)
+    try:
+        (pid,) = t.queue_spends(Wallet.evm().address, [100 * USDC])
+        t.clock.advance(300)
+        _, signed = t.sign_first_due()  # stored, never broadcast
+        w3 = anvil.w3
+        end = t.treasury.sign_transaction({"to": t.treasury.address, "value": 0, "gas": 21_000, "nonce": signed.nonce,
+                                           "chainId": 31337, "maxFeePerGas": 20 * 10**9, "maxPriorityFeePerGas": 10**9})
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(end.raw_transaction))
+        anvil.mine(3)
+        t.gov.tick()
+        ex = _execution(t, pid)
+        assert ex["status"] == "ready" and "can never land" in ex["attempts"][0]["reason"], ex
+        assert t.client.get("/v1/treasury").json()["reserved"] == {}
+        assert t.journaled("ETH") == w3.eth.get_balance(t.treasury.address) < 10 * ETH
+        t.assert_books_hold()
+    finally:
+        t.close()

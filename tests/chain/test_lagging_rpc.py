@@ -12,7 +12,7 @@ from governance.db import session_scope
 from tests.chain.rpcproxy import LockProbe
 from tests.support import Wallet
 from tests.support.chain import USDC, ChainTreasury
-from treasury_exec.models import Execution
+from treasury_exec.models import ChainNonce, Execution
 
 
 def _in_flight(t: ChainTreasury) -> list[int]:
@@ -146,5 +146,54 @@ def test_spends_are_signed_and_settled_asking_the_node_holding_no_database_lock(
         assert {"eth_estimateGas", "eth_sendRawTransaction", "eth_getTransactionReceipt",
                 "eth_getTransactionCount", "eth_getBlockByNumber"} <= asked, asked
         assert probe.held == [], f"asked the node under a database lock: {probe.held}"
+    finally:
+        t.close()
+
+
+def test_a_node_overstating_the_pending_nonce_leaves_no_gap(anvil, deploy, database_url, tmp_path,
+                                                            lagging_rpc) -> None:
+    lagging_rpc.pending_bonus = 5  # a transfer signed at the nonce it says would wait forever
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                      rpc_url=lagging_rpc.url)
+    try:
+        recipients = [Wallet.evm().address for _ in range(2)]
+        ids = t.queue_spends(recipients, [100 * USDC] * 2)
+        t.clock.advance(300)
+        t.gov.tick()
+        t.settle()
+        for pid, recipient in zip(ids, recipients, strict=True):
+            assert t.gov.get(pid)["state"] == "executed"
+            assert t.sent_to(recipient) == 100 * USDC
+        assert t.sent_transactions() == 2
+    finally:
+        t.close()
+
+
+def test_a_transfer_above_a_nonce_gap_says_so_and_lands_once_the_gap_is_filled(anvil, deploy, database_url,
+                                                                                tmp_path) -> None:
+    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
+    try:
+        recipient = Wallet.evm().address
+        (pid,) = t.queue_spends(recipient, [100 * USDC])
+        t.clock.advance(300)
+        with session_scope(t.rt.engine) as s:  # as if nonces 0 and 1 had been signed elsewhere
+            s.add(ChainNonce(address=t.treasury.address, next_nonce=2))
+        t.gov.tick()
+        t.gov.tick()
+        ex = t.client.get(f"/v1/executions/{t.gov.get(pid)['execution']['id']}").json()
+        assert ex["status"] == "signed" and ex["last_error"].startswith("nonce gap"), ex
+        assert "nonce(s) 0, 1" in ex["last_error"]
+        w3 = t.anvil.w3
+        for nonce in (0, 1):  # the operator fills the gap
+            fill = t.treasury.sign_transaction({"to": t.treasury.address, "value": 0, "gas": 21_000, "nonce": nonce,
+                                                "chainId": 31337, "maxFeePerGas": 20 * 10**9,
+                                                "maxPriorityFeePerGas": 10**9})
+            w3.eth.send_raw_transaction(fill.raw_transaction)
+        t.anvil.mine(2)
+        t.settle()
+        assert t.gov.get(pid)["state"] == "executed"
+        ex = t.client.get(f"/v1/executions/{ex['id']}").json()
+        assert ex["status"] == "done" and ex["last_error"] is None, ex  # the note went with the wait
+        assert t.sent_to(recipient) == 100 * USDC
     finally:
         t.close()
