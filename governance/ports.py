@@ -89,9 +89,15 @@ class Snapshot:
 
 
 class PowerSource(Protocol):
-    """Voting power: who weighed what at a snapshot."""
+    """Voting power: who weighed what at a snapshot.
+
+    ``reads_chain``: the source asks a chain node. No database lock may be held while a node
+    answers (SQLite's is the whole database's), so callers ask such a source first in a
+    read-only unit of work; it keeps what it read at a snapshot, and the same questions asked
+    again under the lock are answered without the node."""
 
     name: str
+    reads_chain: bool
 
     def take_snapshot(self, session: Session) -> Snapshot: ...
 

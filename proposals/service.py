@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from governance.db import BIGINT_MAX
+from governance.db import BIGINT_MAX, session_scope
 from governance.errors import BadRequest, Conflict, Forbidden, NotFound
 from governance.ports import JournalPoint, RecordedHead, Snapshot
 from governance.runtime import Runtime
@@ -38,16 +38,26 @@ def submit_proposal(session: Session, runtime: Runtime, envelope: Envelope) -> t
     the identical signed message again returns the stored proposal and ``created=False``."""
     verified = verify_accepted(envelope, runtime.encoder, PROPOSAL_KINDS)
     proposal_id = "0x" + verified.digest.hex()
+    now = runtime.clock.now()
+    msg = verified.message_json
+    power = runtime.power
+    snapshot: Snapshot | None = None
+    if power.reads_chain:
+        # the node first, in a read-only unit of work: no lock is held while it answers (the
+        # request's session has not touched the database yet)
+        with session_scope(runtime.engine, write=False) as reading:
+            if reading.get(Proposal, proposal_id) is None:
+                check_freshness(int(msg["timestamp"]), now, runtime.settings.max_clock_skew)
+                snapshot = power.take_snapshot(reading)
+                power.weight(reading, snapshot, verified.signer)  # kept by the source for the read below
     existing = session.get(Proposal, proposal_id)
     if existing is not None:
         return existing, False
-    now = runtime.clock.now()
-    msg = verified.message_json
     check_freshness(int(msg["timestamp"]), now, runtime.settings.max_clock_skew)
     _validate_payload(session, runtime, verified.primary_type, msg)
 
-    power = runtime.power
-    snapshot: Snapshot = power.take_snapshot(session)
+    if snapshot is None:
+        snapshot = power.take_snapshot(session)
     weight = power.weight(session, snapshot, verified.signer)
     threshold = runtime.settings.proposal_threshold
     if weight < threshold:

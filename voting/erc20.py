@@ -12,10 +12,14 @@ a reorg from changing the weights under a live proposal.
 
 from __future__ import annotations
 
+import functools
+
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from governance.errors import ServiceUnavailable
+
+_CACHED = 200_000  # (address, block) weights kept: a large proposal's voters, a few bytes each
 
 ABI = [
     {"name": "balanceOf", "type": "function", "stateMutability": "view",
@@ -41,6 +45,10 @@ class Erc20PowerSource:
         self.token = self.w3.eth.contract(address=Web3.to_checksum_address(token), abi=ABI)
         self.confirmations = max(confirmations, 1)
         self._votes: bool | None = None
+        # what the token said at a confirmed past block does not change: kept, so that a caller
+        # can ask before it takes a database lock and ask again under it without the node
+        self.weight = functools.lru_cache(maxsize=_CACHED)(self._weight)  # type: ignore[method-assign]
+        self.total = functools.lru_cache(maxsize=1024)(self._total)  # type: ignore[method-assign]
 
     def _rpc(self, fn, *args, **kwargs):
         try:
@@ -66,14 +74,14 @@ class Erc20PowerSource:
         latest = self._rpc(lambda: self.w3.eth.block_number)
         return max(latest - self.confirmations, 0)
 
-    def weight(self, address: str, block: int) -> int:
+    def _weight(self, address: str, block: int) -> int:
         if not Web3.is_checksum_address(address):
             return 0  # a Solana address holds no ERC-20
         if self.is_votes:
             return self._rpc(self.token.functions.getPastVotes(address, block).call)
         return self._rpc(self.token.functions.balanceOf(address).call, block_identifier=block)
 
-    def total(self, block: int) -> int:
+    def _total(self, block: int) -> int:
         if self.is_votes:
             return self._rpc(self.token.functions.getPastTotalSupply(block).call)
         return self._rpc(self.token.functions.totalSupply().call, block_identifier=block)

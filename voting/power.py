@@ -33,6 +33,7 @@ class ExcludingAccounts:
     def __init__(self, source: PowerSource, excluded: Collection[str]):
         self.source = source
         self.name = source.name
+        self.reads_chain = source.reads_chain
         # a set: an account listed twice (refused by the settings anyway) is still taken out once
         self.excluded = frozenset(excluded)
 
@@ -54,6 +55,7 @@ class LedgerPowerSource:
     """The embedded token ledger: balances with checkpoints at every ledger sequence."""
 
     name = "ledger"
+    reads_chain = False
 
     def __init__(self, ledger: TokenLedger):
         self.ledger = ledger
@@ -78,6 +80,7 @@ class HoldersFilePowerSource:
     """An uploaded holder list, for tokens whose chain has no historical reads (SPL)."""
 
     name = "holders-file"
+    reads_chain = False
 
     def take_snapshot(self, session: Session) -> Snapshot:
         current = session.exec(select(HolderList).order_by(HolderList.id.desc()).limit(1)).first()
@@ -105,6 +108,7 @@ class Erc20PowerSourceAdapter:
     """An ERC-20 (or ERC20Votes) token read with web3 at the snapshot block."""
 
     name = "erc20"
+    reads_chain = True  # every answer at a snapshot block is kept (voting.erc20): ask before a lock
 
     def __init__(self, s: Settings):
         from voting.erc20 import Erc20PowerSource

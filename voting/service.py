@@ -11,6 +11,7 @@ from sqlalchemy import Connection, bindparam, false, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from governance.db import session_scope
 from governance.errors import BadRequest, GovernanceError, NotFound, Unprocessable
 from governance.idempotency import record_once
 from governance.ports import PowerSource, Snapshot
@@ -59,6 +60,24 @@ class _Statements:
 
 
 _statements = _Statements()
+
+
+def preload_weights(runtime: Runtime, votes: Sequence[VerifiedMessage]) -> None:
+    """Ask a power source that reads a chain node (``reads_chain``: erc20) for the voters'
+    weights in a read-only unit of work, before the writing one takes its locks: the source
+    keeps what it read at each snapshot, and :func:`record_votes` then gets the weights
+    without the node. A source that reads the database needs nothing here."""
+    power = runtime.power
+    if not power.reads_chain:
+        return
+    voters: dict[str, set[str]] = {}
+    for v in votes:
+        voters.setdefault(v.message_json["proposal"], set()).add(v.signer)
+    with session_scope(runtime.engine, write=False) as session:
+        for proposal_id, who in voters.items():
+            proposal = session.get(Proposal, proposal_id)
+            if proposal is not None:
+                power.weights(session, snapshot_of(proposal), who)
 
 
 def record_votes(session: Session, runtime: Runtime,

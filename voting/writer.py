@@ -30,7 +30,7 @@ from governance.db import session_scope
 from governance.errors import ServiceUnavailable
 from governance.runtime import Runtime
 from governance.signatures import VerifiedMessage
-from voting.service import Accepted, record_votes
+from voting.service import Accepted, preload_weights, record_votes
 
 log = logging.getLogger("voting.writer")
 
@@ -129,6 +129,7 @@ class VoteWriter:
 
     def _write(self, batch: list[_Pending]) -> list[Outcome]:
         try:
+            preload_weights(self.runtime, [p.verified for p in batch])  # a chain node answers before any lock
             with session_scope(self.runtime.engine) as session:
                 return record_votes(session, self.runtime, [p.verified for p in batch])  # type: ignore[return-value]
         except IntegrityError:

@@ -63,3 +63,28 @@ def test_rpc_failure_is_503_and_stores_nothing(runtime, anvil, token) -> None:
         r = gov.propose(Wallet.evm(), "PriceChange", price=110_000)
         assert r.status_code == 503 and r.json()["error"] == "rpc_unavailable"
         assert client.get("/v1/proposals").json()["items"] == []
+
+
+def test_proposals_and_votes_ask_the_node_holding_no_database_lock(runtime, anvil, token, lagging_rpc) -> None:
+    # SQLite's write lock is the whole database's: a token read inside it would stall every writer
+    from litestar.testing import TestClient
+
+    from governance.app import create_app
+    from governance.bootstrap import bootstrap
+    from tests.chain.rpcproxy import LockProbe
+
+    proposer, voters = Wallet.evm(), [Wallet.evm() for _ in range(3)]
+    for w, amount in ((proposer, 50), *((v, 5) for v in voters)):
+        token.functions.mint(w.address, amount * TOKEN).transact({"from": anvil.accounts[0]})
+    anvil.mine(2)
+    proxied = bootstrap(runtime.settings.with_overrides(rpc_url=lagging_rpc.url), clock=runtime.clock)
+    lagging_rpc.on_call = probe = LockProbe(runtime.settings.database_url)
+    with TestClient(app=create_app(runtime=proxied)) as client:
+        gov = Gov(client, proxied, "")
+        pid = gov.proposal(proposer, "PriceChange", price=110_000)
+        for v in voters:
+            r = gov.vote(v, pid, 1)
+            assert r.status_code == 201 and r.json()["weight"] == str(5 * TOKEN), r.text
+    proxied.close()
+    assert "eth_call" in probe.calls, probe.calls
+    assert probe.held == [], f"asked the node under a database lock: {probe.held}"
