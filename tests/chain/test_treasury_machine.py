@@ -280,6 +280,9 @@ class TreasuryMachine(RuleBasedStateMachine):
     def _pay_and_complete(self, ex: dict[str, Any]) -> None:
         spend = next(s for s in self.world.spends if s.proposal == ex["proposal_id"])
         tx = self.ctx.dai.functions.transfer(spend.recipient.address, spend.amount).transact({"from": self.ctx.payer})
+        # anvil may answer the send before the block holding it is served; an executor reports a
+        # mined payment (before that, the answer is 422 tx_not_found, retryable)
+        self.ctx.anvil.w3.eth.wait_for_transaction_receipt(tx, timeout=30)
         spend.paid_by_executor += spend.amount
         r = self.world.client.post(f"/v1/executions/{ex['id']}/complete", headers=self.world.executor,
                                    json={"tx_hash": "0x" + tx.hex().removeprefix("0x")})
