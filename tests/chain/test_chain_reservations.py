@@ -15,8 +15,7 @@ from tests.support.chain import USDC, ChainTreasury
 
 
 def test_eleven_spends_due_together_never_overdraw_the_bucket(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC) as t:
         recipient = Wallet.evm()
         ids = t.queue_spends(recipient.address, [100 * USDC] * 11)
         t.clock.advance(300)  # every eta has come: one scheduler tick signs them all
@@ -46,13 +45,10 @@ def test_eleven_spends_due_together_never_overdraw_the_bucket(anvil, deploy, dat
         assert last["state"] == "expired" and last["execution"]["status"] == "expired"
         assert t.sent_to(recipient.address) == 1000 * USDC and t.sent_transactions() == 10
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_signed_transfer_is_reserved_against_every_balance_check(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -78,13 +74,10 @@ def test_signed_transfer_is_reserved_against_every_balance_check(anvil, deploy, 
         assert t.client.get(f"/v1/executions/{ex_id}").json()["reserved"] is None
         assert t.sent_to(recipient.address) == 100 * USDC
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_transfer_whose_nonce_was_taken_is_released_and_retried(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -118,13 +111,10 @@ def test_transfer_whose_nonce_was_taken_is_released_and_retried(anvil, deploy, d
         assert t.sent_to(recipient.address) == 100 * USDC
         assert t.usdc()["community"] == str(900 * USDC)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_transfer_that_landed_but_cannot_be_journaled_ends_failed(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -144,8 +134,6 @@ def test_transfer_that_landed_but_cannot_be_journaled_ends_failed(anvil, deploy,
         assert ex["reserved"] == str(100 * USDC)  # the money left: it stays out of the bucket
         assert t.usdc()["community"] == str(900 * USDC)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_transfer_never_mined_ends_when_its_nonce_is_taken(anvil, deploy, database_url, tmp_path) -> None:
@@ -188,8 +176,7 @@ def test_transfer_never_mined_ends_when_its_nonce_is_taken(anvil, deploy, databa
 
 def test_transfer_the_chain_refuses_is_a_visible_failed_attempt(anvil, deploy, database_url, tmp_path) -> None:
     # the journal credits the bucket with more than the treasury account holds on chain
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=50 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=50 * USDC) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -204,8 +191,6 @@ def test_transfer_the_chain_refuses_is_a_visible_failed_attempt(anvil, deploy, d
         assert t.gov.get(pid)["state"] == "expired"
         assert t.client.get(f"/v1/executions/{ex['id']}").json()["status"] == "expired"
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_a_transfer_that_succeeds_but_moves_no_token_is_not_a_payment(anvil, deploy, database_url,
@@ -215,9 +200,8 @@ def test_a_transfer_that_succeeds_but_moves_no_token_is_not_a_payment(anvil, dep
     the spend ended `done`, the recipient got nothing, `dao ledger verify` said ok); it ends
     `failed`, its reservation back in the bucket, never retried."""
     nowhere = Account.create().address  # no contract there
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      chain_assets=json.dumps({"USDC": {"token": nowhere, "decimals": 18, "mode": "chain"}}))
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       chain_assets=json.dumps({"USDC": {"token": nowhere, "decimals": 18, "mode": "chain"}})) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -238,5 +222,3 @@ def test_a_transfer_that_succeeds_but_moves_no_token_is_not_a_payment(anvil, dep
         t.gov.tick()
         assert t.gov.get(pid)["state"] == "expired"
         t.assert_books_hold()
-    finally:
-        t.close()

@@ -26,8 +26,8 @@ def _execution(t: ChainTreasury, pid: str) -> dict:
 
 
 def test_spend_without_gas_money_is_not_signed_and_expires(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC, gas_money=0)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       gas_money=0) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -52,13 +52,10 @@ def test_spend_without_gas_money_is_not_signed_and_expires(anvil, deploy, databa
         assert t.sent_transactions() == 0 and t.sent_to(recipient.address) == 0
         assert t.usdc()["community"] == str(1000 * USDC)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_transfers_in_flight_take_their_fees_first(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC) as t:
         recipients = [Wallet.evm().address for _ in range(2)]
         ids = t.queue_spends(recipients, [50 * USDC, 50 * USDC])
         t.clock.advance(300)
@@ -86,14 +83,11 @@ def test_transfers_in_flight_take_their_fees_first(anvil, deploy, database_url, 
             assert t.sent_to(recipient) == 50 * USDC
         assert t.sent_transactions() == 2
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_native_spend_needs_its_value_and_its_fee(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      eth_bucket=10 * ETH)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       eth_bucket=10 * ETH) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [ETH], asset="ETH")
         _set_balance(t, ETH)  # the value, and nothing for the fee
@@ -110,16 +104,13 @@ def test_native_spend_needs_its_value_and_its_fee(anvil, deploy, database_url, t
         assert t.gov.get(pid)["execution"]["status"] == "done"
         assert anvil.w3.eth.get_balance(recipient.address) == ETH
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_network_fees_are_journaled_so_the_native_coin_matches_the_chain(anvil, deploy, database_url,
                                                                          tmp_path) -> None:
     # the journal holds exactly what the treasury account holds; every transfer burns gas from it
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      gas_money=10 * ETH, eth_bucket=10 * ETH)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       gas_money=10 * ETH, eth_bucket=10 * ETH) as t:
         assert t.journaled("ETH") == anvil.w3.eth.get_balance(t.treasury.address) == 10 * ETH
         recipients = [Wallet.evm().address for _ in range(3)]
         ids = t.queue_spends(recipients[:2], [100 * USDC, 50 * USDC]) + \
@@ -136,14 +127,11 @@ def test_network_fees_are_journaled_so_the_native_coin_matches_the_chain(anvil, 
         fees = t.client.get("/v1/treasury/ledger", params={"limit": 500}).json()["items"]
         assert sum(1 for e in fees if e["kind"] == "fee") == 3
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_a_reverted_transfer_pays_its_fee_and_releases_the_rest(anvil, deploy, database_url, tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      gas_money=10 * ETH, eth_bucket=10 * ETH)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       gas_money=10 * ETH, eth_bucket=10 * ETH) as t:
         (pid,) = t.queue_spends(Wallet.evm().address, [100 * USDC])
         t.clock.advance(300)
         t.sign_first_due()  # its fee is reserved with its amount
@@ -162,17 +150,14 @@ def test_a_reverted_transfer_pays_its_fee_and_releases_the_rest(anvil, deploy, d
         assert t.journaled("ETH") == anvil.w3.eth.get_balance(t.treasury.address) < 10 * ETH
         assert t.usdc()["community"] == str(1000 * USDC)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_a_native_spend_to_a_contract_that_logs_on_receipt_is_paid_once(anvil, deploy, database_url,
                                                                          tmp_path) -> None:
     # a Safe emits SafeReceived on receipt: 21,000 gas would not do, and the transfer would
     # revert, burning its fee every retry until the deadline
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      gas_money=10 * ETH, eth_bucket=10 * ETH)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       gas_money=10 * ETH, eth_bucket=10 * ETH) as t:
         wallet = Wallet.evm().address
         anvil.w3.provider.make_request("anvil_setCode", [wallet, "0x5f5fa000"])  # PUSH0 PUSH0 LOG0 STOP
         (pid,) = t.queue_spends(wallet, [ETH], asset="ETH")
@@ -184,16 +169,13 @@ def test_a_native_spend_to_a_contract_that_logs_on_receipt_is_paid_once(anvil, d
         assert anvil.w3.eth.get_balance(wallet) == ETH and t.sent_transactions() == 1
         assert t.journaled("ETH") == anvil.w3.eth.get_balance(t.treasury.address)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_the_fee_of_a_transaction_that_takes_a_transfers_nonce_is_journaled(anvil, deploy, database_url,
                                                                               tmp_path) -> None:
     # the README's way to end a transfer that never gets mined: any transaction with its nonce
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      gas_money=10 * ETH, eth_bucket=10 * ETH)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       gas_money=10 * ETH, eth_bucket=10 * ETH) as t:
         (pid,) = t.queue_spends(Wallet.evm().address, [100 * USDC])
         t.clock.advance(300)
         _, signed = t.sign_first_due()  # stored, never broadcast
@@ -208,5 +190,3 @@ def test_the_fee_of_a_transaction_that_takes_a_transfers_nonce_is_journaled(anvi
         assert t.client.get("/v1/treasury").json()["reserved"] == {}
         assert t.journaled("ETH") == w3.eth.get_balance(t.treasury.address) < 10 * ETH
         t.assert_books_hold()
-    finally:
-        t.close()

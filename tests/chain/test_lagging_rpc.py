@@ -24,9 +24,8 @@ def test_spends_behind_a_lagging_backend_are_paid_exactly_once(anvil, deploy, da
                                                                lagging_rpc) -> None:
     # every other receipt comes from a backend 4 blocks behind: null for a transfer just mined
     lagging_rpc.lag = 4
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      rpc_url=lagging_rpc.url, confirmations=2)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       rpc_url=lagging_rpc.url, confirmations=2) as t:
         recipients = [Wallet.evm().address for _ in range(3)]
         ids = t.queue_spends(recipients, [100 * USDC] * 3)
         t.clock.advance(300)
@@ -45,15 +44,12 @@ def test_spends_behind_a_lagging_backend_are_paid_exactly_once(anvil, deploy, da
         assert t.sent_transactions() == 3
         assert t.usdc()["community"] == str(700 * USDC)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_own_mined_transfer_without_a_receipt_stays_in_flight(anvil, deploy, database_url, tmp_path,
                                                               lagging_rpc) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      rpc_url=lagging_rpc.url, confirmations=2)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       rpc_url=lagging_rpc.url, confirmations=2) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -76,8 +72,6 @@ def test_own_mined_transfer_without_a_receipt_stays_in_flight(anvil, deploy, dat
         assert t.sent_to(recipient.address) == 100 * USDC and t.sent_transactions() == 1
         assert t.usdc()["community"] == str(900 * USDC)
         t.assert_books_hold()
-    finally:
-        t.close()
 
 
 def test_nonce_taken_out_of_the_nodes_state_is_not_released_until_found(anvil, deploy, database_url, tmp_path,
@@ -128,9 +122,8 @@ def test_spends_are_signed_and_settled_asking_the_node_holding_no_database_lock(
                                                                                tmp_path, lagging_rpc) -> None:
     # SQLite's write lock is the whole database's: a node answering slowly inside it would stall
     # every vote and purchase; on PostgreSQL the rows held would stall the proposal's other steps
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      rpc_url=lagging_rpc.url, confirmations=2)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       rpc_url=lagging_rpc.url, confirmations=2) as t:
         recipient = Wallet.evm()
         (pid,) = t.queue_spends(recipient.address, [100 * USDC])
         t.clock.advance(300)
@@ -146,16 +139,13 @@ def test_spends_are_signed_and_settled_asking_the_node_holding_no_database_lock(
         assert {"eth_estimateGas", "eth_sendRawTransaction", "eth_getTransactionReceipt",
                 "eth_getTransactionCount", "eth_getBlockByNumber"} <= asked, asked
         assert probe.held == [], f"asked the node under a database lock: {probe.held}"
-    finally:
-        t.close()
 
 
 def test_a_node_overstating_the_pending_nonce_leaves_no_gap(anvil, deploy, database_url, tmp_path,
                                                             lagging_rpc) -> None:
     lagging_rpc.pending_bonus = 5  # a transfer signed at the nonce it says would wait forever
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
-                      rpc_url=lagging_rpc.url)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC,
+                       rpc_url=lagging_rpc.url) as t:
         recipients = [Wallet.evm().address for _ in range(2)]
         ids = t.queue_spends(recipients, [100 * USDC] * 2)
         t.clock.advance(300)
@@ -165,14 +155,11 @@ def test_a_node_overstating_the_pending_nonce_leaves_no_gap(anvil, deploy, datab
             assert t.gov.get(pid)["state"] == "executed"
             assert t.sent_to(recipient) == 100 * USDC
         assert t.sent_transactions() == 2
-    finally:
-        t.close()
 
 
 def test_a_transfer_above_a_nonce_gap_says_so_and_lands_once_the_gap_is_filled(anvil, deploy, database_url,
                                                                                 tmp_path) -> None:
-    t = ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC)
-    try:
+    with ChainTreasury(anvil, deploy, database_url, tmp_path, bucket=1000 * USDC, on_chain=2000 * USDC) as t:
         recipient = Wallet.evm().address
         (pid,) = t.queue_spends(recipient, [100 * USDC])
         t.clock.advance(300)
@@ -195,5 +182,3 @@ def test_a_transfer_above_a_nonce_gap_says_so_and_lands_once_the_gap_is_filled(a
         ex = t.client.get(f"/v1/executions/{ex['id']}").json()
         assert ex["status"] == "done" and ex["last_error"] is None, ex  # the note went with the wait
         assert t.sent_to(recipient) == 100 * USDC
-    finally:
-        t.close()

@@ -77,6 +77,12 @@ class ChainTreasury:
         self._client_cm.__exit__(None, None, None)
         self.rt.engine.dispose()
 
+    def __enter__(self) -> ChainTreasury:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def queue_spends(self, recipient: str | list[str], amounts: list[int], asset: str = "USDC") -> list[str]:
         """Propose, pass and queue one spend per amount (to ``recipient``, or to each of a list in
         turn); returns their ids (eta = now + 300)."""
