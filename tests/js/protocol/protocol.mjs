@@ -391,6 +391,7 @@ export function verifyExport(doc) {
     }
     if (b.envelope.type !== "Vote") return problems.push(`${label}: not a Vote`);
     if (b.envelope.message.proposal !== pid) return problems.push(`${label}: votes on another proposal`);
+    if (![0, 1, 2].includes(b.envelope.message.choice)) return problems.push(`${label}: choice is not 0, 1 or 2`);
     if (weights[v.signer] !== b.weight) problems.push(`${label}: weight ${b.weight} is not the snapshot's`);
     ballots.push({ id: v.digest, voter: v.signer, choice: b.envelope.message.choice, weight: BigInt(b.weight),
                    timestamp: b.envelope.message.timestamp });
