@@ -117,8 +117,8 @@ export function isSolanaAddress(s) {
 export const SIGNER_FIELD = { PriceChange: "proposer", AllocationChange: "proposer", TreasurySpend: "proposer",
                               Vote: "voter", Cancel: "signer" };
 
-/** encodeType: the type, then every struct type it references, sorted by name. */
-export function encodeType(types, primary) {
+/** The struct types `primary` references, directly or not, sorted by name. */
+function dependencies(types, primary) {
   const deps = new Set();
   const todo = [primary];
   while (todo.length) {
@@ -130,9 +130,18 @@ export function encodeType(types, primary) {
       }
     }
   }
-  const one = (name) => `${name}(` + types[name].map((f) => `${f.type} ${f.name}`).join(",") + ")";
-  return one(primary) + [...deps].sort(compareCodePoints).map(one).join("");
+  return [...deps].sort(compareCodePoints);
 }
+
+/** encodeType: the type, then every struct type it references, sorted by name. */
+export function encodeType(types, primary) {
+  const one = (name) => `${name}(` + types[name].map((f) => `${f.type} ${f.name}`).join(",") + ")";
+  return one(primary) + dependencies(types, primary).map(one).join("");
+}
+
+/** The primary type and the types it references: what ethers' signTypedData wants. */
+export const referencedTypes = (types, primary) =>
+  Object.fromEntries([primary, ...dependencies(types, primary)].map((name) => [name, types[name]]));
 
 export const typeHash = (types, name) => keccak(utf8(encodeType(types, name)));
 
