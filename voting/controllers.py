@@ -15,11 +15,13 @@ from governance.http import AppRuntime, ProposalId, api_key, errors, public
 from governance.signatures import Envelope, verify_accepted
 from voting import service
 from voting.export import build_export
+from voting.proofs import inclusion_proof
 from voting.schemas import (
     BallotPage,
     BallotRead,
     HolderListRead,
     HolderListUpload,
+    InclusionProof,
     PowerRead,
     ProposalExport,
     SnapshotRef,
@@ -64,6 +66,22 @@ class VoteController(Controller):
     def export(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session],
                runtime: AppRuntime) -> ProposalExport:
         return build_export(db, runtime, proposal_id.lower())
+
+
+    @get("/v1/proposals/{proposal_id:str}/proof", operation_id="getInclusionProof", sync_to_thread=True,
+         security=public(),
+         summary="One ballot's Merkle path to the proposal's result root, by voter or by vote id",
+         description="Give exactly one of `voter` (the ballot that counts for that address) and `vote` (a "
+                     "vote id). Check it as docs/protocol.md says: `h = keccak256(0x00 ‖ leaf)`, then "
+                     "`h = keccak256(0x01 ‖ min(h, s) ‖ max(h, s))` for each `s` in `path`; it proves the "
+                     "ballot was counted, with its weight, when `h` equals `merkle_root`. A superseded "
+                     "ballot answers `counted: false` with `superseded_by` and no path. 409 `not_tallied` "
+                     "before the tally (with `state`); 404 `ballot_not_found`; 400 `invalid_query` or "
+                     "`invalid_address`.",
+         responses=errors(400, 404, 409))
+    def proof(self, proposal_id: FromPath[ProposalId], db: NamedDependency[Session], runtime: AppRuntime,
+              voter: FromQuery[str | None] = None, vote: FromQuery[str | None] = None) -> InclusionProof:
+        return inclusion_proof(db, proposal_id.lower(), runtime.clock.now(), voter=voter, vote=vote)
 
 
 class PowerController(Controller):

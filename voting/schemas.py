@@ -153,3 +153,24 @@ class ProposalExport(msgspec.Struct):
     snapshot: ExportSnapshot
     ballots: list[ExportBallot]
     result: ExportResult | None
+
+
+class InclusionProof(msgspec.Struct, kw_only=True):
+    """A ballot's path to its proposal's Merkle root (docs/protocol.md, "Inclusion proofs").
+    Check: ``h = leafHash(leaf)``; ``h = nodeHash(h, s)`` for each ``s`` in ``path``;
+    ``h == merkle_root``. The leaf is the vote id then the weight (32 bytes each), so a valid
+    path proves this vote, with this weight, was counted; the vote id commits to the choice."""
+
+    proposal: str
+    vote_id: str
+    voter: str
+    choice: int
+    weight: str
+    counted: bool  # false: superseded by another ballot of the voter, which counts instead (no path)
+    superseded_by: str | None = None  # the counted ballot's id, when this one is superseded
+    leaf: str  # 0x-hex of the 64 leaf bytes
+    index: int | None = None  # the leaf's place in leaf order (voter order), when counted
+    leaves: int  # how many ballots the tree holds
+    path: list[str] = []  # sibling hashes from the leaf up; empty for a one-leaf tree or when not counted
+    merkle_root: str
+    algorithm: str
